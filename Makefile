@@ -1,0 +1,49 @@
+# Every target sets up .venv first if it is missing or older than the package lists.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+READY := $(VENV)/.ready
+PORT ?= 8888
+ASSIGNMENT ?= 01-backprop
+CELL_TIMEOUT ?= 600
+NBVAL := WORKSHOP_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
+KERAS_SOLUTIONS = $(shell grep -lE '(import|from) keras' solutions/*/*.ipynb)
+
+.PHONY: setup lab test lint unit nbval release bench gpu-check clean
+
+$(READY): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -e .
+	touch $@
+
+setup: $(READY)
+
+lab: $(READY)  ## JupyterLab on the student notebooks
+	$(VENV)/bin/jupyter lab --no-browser --allow-root --ip=127.0.0.1 --port=$(PORT) \
+		--ServerApp.root_dir=notebooks --ServerApp.port_retries=0
+
+test: lint unit nbval  ## the whole suite, as CI runs it
+
+lint: $(READY)
+	$(PY) -m ruff check .
+
+unit: $(READY)  ## helpers, data layer, release sync, lab, grading round trips
+	$(PY) -m pytest tests -v --durations=15
+
+nbval: $(READY)  ## every solution notebook in the quick profile; Keras notebooks once per backend
+	$(NBVAL) solutions
+	$(if $(KERAS_SOLUTIONS),KERAS_BACKEND=torch $(NBVAL) $(KERAS_SOLUTIONS))
+
+release: $(READY)  ## regenerate notebooks/ from solutions/ with nbgrader
+	$(PY) -m grader.release
+
+bench: $(READY)  ## every solution notebook in the full profile, with seconds per notebook
+	WORKSHOP_PROFILE=full $(PY) -m pytest --nbval-lax --nbval-cell-timeout=3600 -p no:cacheprovider solutions
+
+gpu-check:  ## on a CUDA machine's own Python (no .venv): the full profile, Keras on torch (docs/timings.md)
+	KERAS_BACKEND=torch WORKSHOP_PROFILE=full PYTHONPATH=$(CURDIR) python3 -m pytest --nbval-lax \
+		--nbval-cell-timeout=3600 -p no:cacheprovider solutions
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache data/cache

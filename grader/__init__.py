@@ -1,0 +1,1 @@
+"""The instructor's tools around nbgrader: release generation and grading round trips."""

@@ -1,0 +1,36 @@
+"""Regenerate the student notebooks from the solutions with nbgrader: python -m grader.release [DESTINATION]."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+GRADER = Path(__file__).resolve().parent
+REPO = GRADER.parent
+SOLUTIONS = REPO / "solutions"
+
+
+def assignments() -> list[str]:
+    """Assignment names: the folders solutions/NAME that hold NAME.ipynb."""
+    return sorted(p.parent.name for p in SOLUTIONS.glob("*/*.ipynb") if p.stem == p.parent.name)
+
+
+def nbgrader(*args: str, cwd: Path = GRADER) -> None:
+    """Run an nbgrader command; from grader/ it reads grader/nbgrader_config.py.
+
+    The environment's bin/ goes first on PATH: nbgrader runs its `alembic` from there.
+    """
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    subprocess.run([sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"], cwd=cwd, env=env, check=True)
+
+
+def generate(destination: Path | None = None) -> None:
+    """Write the student version of every assignment into notebooks/ (or into `destination`)."""
+    where = [f"--CourseDirectory.release_directory={Path(destination).resolve()}"] if destination else []
+    for name in assignments():
+        nbgrader("generate_assignment", name, "--force", "--no-db", *where)
+
+
+if __name__ == "__main__":
+    generate(sys.argv[1] if len(sys.argv) > 1 else None)
+    print(f"Released {', '.join(assignments())} into {sys.argv[1] if len(sys.argv) > 1 else 'notebooks/'}")

