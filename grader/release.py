@@ -15,12 +15,13 @@ def assignments() -> list[str]:
     return sorted(p.parent.name for p in SOLUTIONS.glob("*/*.ipynb") if p.stem == p.parent.name)
 
 
-def nbgrader(*args: str, cwd: Path = GRADER) -> None:
-    """Run an nbgrader command; from grader/ it reads grader/nbgrader_config.py.
+def nbgrader(*args: str, cwd: Path = GRADER, **environment: str) -> None:
+    """Run an nbgrader command with extra environment variables; from grader/ it reads grader/nbgrader_config.py.
 
     The environment's bin/ goes first on PATH: nbgrader runs its `alembic` from there.
     """
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, **environment, "PATH": path}
     subprocess.run([sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"], cwd=cwd, env=env, check=True)
 
 

@@ -6,7 +6,6 @@ notebook in which every exercise holds a plausible wrong answer from grader/fixt
 (each exercise's tests must lose points).
 """
 
-import os
 import re
 import shutil
 import sys
@@ -105,8 +104,8 @@ def round_trip(assignment: str, workdir: Path | None = None) -> RoundTrip:
         folder = course / "submitted" / student / assignment
         folder.mkdir(parents=True)
         nbformat.write(notebook, folder / name)
-    os.environ.setdefault("WORKSHOP_PROFILE", "quick")
-    nbgrader("autograde", assignment, "--force", root, "--ExecutePreprocessor.timeout=600", cwd=course)
+    nbgrader("autograde", assignment, "--force", root, "--ExecutePreprocessor.timeout=600", cwd=course,
+             WORKSHOP_PROFILE="quick")
     scores = read_scores(course, assignment, list(submissions))
     shutil.rmtree(course, ignore_errors=True)
     return RoundTrip(assignment, scores, wrong, time.perf_counter() - start)

@@ -33,6 +33,17 @@ def server(tmp_path):
         def log_message(self, *args):
             requests.append(self.path)
 
+        def do_GET(self):
+            if not self.path.startswith("/cut/"):
+                return super().do_GET()
+            # Announce the whole file, send half of it, and hang up: a connection lost mid-download.
+            content = (folder / self.path.removeprefix("/cut/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content[: len(content) // 2])
+            self.close_connection = True
+
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(folder)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -79,15 +90,17 @@ def test_load_mnist_reads_the_downloaded_file(server, tmp_path, capsys):
     assert "Data: MNIST" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "truncated"])
+@pytest.mark.parametrize("damage", ["corrupt", "truncated", "cut"])
 def test_bad_download_raises_naming_the_file_and_leaves_nothing_in_the_cache(server, tmp_path, damage):
     folder, url, _ = server
     content = small_mnist()
-    served = content[: len(content) // 2] if damage == "truncated" else content[:100] + b"X" + content[101:]
+    served = {"corrupt": content[:100] + b"X" + content[101:], "truncated": content[: len(content) // 2],
+              "cut": content}[damage]
     (folder / "mnist.npz").write_bytes(served)
     cache = tmp_path / "cache"
+    path = "cut/mnist.npz" if damage == "cut" else "mnist.npz"
     with pytest.raises(DataError, match="mnist.npz .* corrupt or truncated") as error:
-        fetch(entry(f"{url}/mnist.npz", content), cache)
+        fetch(entry(f"{url}/{path}", content), cache)
     assert not isinstance(error.value, OfflineError)
     assert list(cache.iterdir()) == []
 
