@@ -42,3 +42,10 @@ def test_setup_seeds_numpy_and_torch():
     workshop.seed_everything(5)
     second = np.random.rand(3), torch.rand(3)
     assert np.array_equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_setup_names_the_keras_backend_once_keras_is_imported(capsys):
+    import keras
+
+    workshop.setup(quick={}, full={})
+    assert f"Keras backend: {keras.backend.backend()}" in capsys.readouterr().out

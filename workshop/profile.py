@@ -56,5 +56,6 @@ def setup(quick: dict, full: dict, seed: int = 0) -> SimpleNamespace:
     device = describe_device()
     seed_everything(seed)
     other = "full" if name == "quick" else "quick"
-    print(f"Profile: {name} (set WORKSHOP_PROFILE={other} for the other one) | device: {device} | seed: {seed}")
+    backend = f" | Keras backend: {sys.modules['keras'].backend.backend()}" if "keras" in sys.modules else ""
+    print(f"Profile: {name} (WORKSHOP_PROFILE={other} for the other) | device: {device}{backend} | seed: {seed}")
     return SimpleNamespace(profile=name, device=device, seed=seed, **settings)
