@@ -98,7 +98,8 @@ def fetch(dataset: Dataset, directory: Path | None = None, timeout: float = 30) 
             )
         os.replace(partial, path)
     finally:
-        partial.unlink(missing_ok=True)
+        if partial.exists():  # not unlink(missing_ok=True): on a read-only cache that raises and hides the cause
+            partial.unlink()
     return path
 
 
