@@ -9,7 +9,7 @@ CELL_TIMEOUT ?= 600
 NBVAL := WORKSHOP_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
 KERAS_SOLUTIONS = $(shell grep -lE '(import|from) keras' solutions/*/*.ipynb)
 
-.PHONY: setup lab test lint unit nbval release bench gpu-check clean
+.PHONY: setup lab test lint unit nbval release grade bench bench-grade gpu-check clean
 
 $(READY): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,8 +38,14 @@ nbval: $(READY)  ## every solution notebook in the quick profile; Keras notebook
 release: $(READY)  ## regenerate notebooks/ from solutions/ with nbgrader
 	$(PY) -m grader.release
 
+grade: $(READY)  ## grade a class: make grade ASSIGNMENT=01-backprop SUBMISSIONS=folder-or-zip [OUT=dir]
+	$(PY) -m grader.grade $(ASSIGNMENT) $(SUBMISSIONS) $(if $(OUT),--out $(OUT))
+
 bench: $(READY)  ## every solution notebook in the full profile, with seconds per notebook
 	WORKSHOP_PROFILE=full $(PY) -m pytest --nbval-lax --nbval-cell-timeout=3600 -p no:cacheprovider solutions
+
+bench-grade: $(READY)  ## 40 submissions: plain serial nbgrader against the sandboxed parallel grader
+	$(PY) -m grader.benchmark $(ASSIGNMENT) 40
 
 gpu-check:  ## on a CUDA machine's own Python (no .venv): the full profile, Keras on torch (docs/timings.md)
 	KERAS_BACKEND=torch WORKSHOP_PROFILE=full PYTHONPATH=$(CURDIR) python3 -m pytest --nbval-lax \

@@ -1,0 +1,66 @@
+"""Grading speed: python -m grader.benchmark [ASSIGNMENT] [STUDENTS] (or `make bench-grade`).
+
+Builds a class of STUDENTS submissions (default 40; alternately the solution and the plausible wrong answers of
+grader/fixtures), then grades it twice: with plain nbgrader (autograde and generate_feedback, serial, no
+sandbox) and with grader.grade (sandboxed, one worker per core). Prints both times and the ratio.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from grader.grade import grade
+from grader.release import SOLUTIONS, nbgrader
+from grader.roundtrip import fill, solution_cells, wrong_answers
+
+RELEASE = SOLUTIONS.parent / "notebooks"
+
+
+def build(assignment: str, students: int, folder: Path) -> None:
+    released = nbformat.read(RELEASE / assignment / f"{assignment}.ipynb", as_version=4)
+    right = solution_cells(nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4))
+    wrong = {w.grade_id: w.source for w in wrong_answers(assignment)}
+    for k in range(students):
+        nbformat.write(fill(released, right if k % 2 == 0 else wrong), folder / f"student{k:03d}.ipynb")
+
+
+def plain(assignment: str, folder: Path, course: Path) -> float:
+    """Seconds for nbgrader alone: autograde then generate_feedback, in a course of its own."""
+    shutil.copytree(SOLUTIONS / assignment, course / "source" / assignment)
+    root = f"--CourseDirectory.root={course}"
+    nbgrader("generate_assignment", assignment, "--force", root, cwd=course)
+    for notebook in folder.glob("*.ipynb"):
+        target = course / "submitted" / notebook.stem / assignment
+        target.mkdir(parents=True)
+        shutil.copyfile(notebook, target / f"{assignment}.ipynb")
+    start = time.perf_counter()
+    env = {"WORKSHOP_PROFILE": "quick", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    nbgrader("autograde", assignment, "--force", root, "--ExecutePreprocessor.timeout=600", cwd=course, **env)
+    nbgrader("generate_feedback", assignment, "--force", root, cwd=course)
+    return time.perf_counter() - start
+
+
+def main(assignment: str = "01-backprop", students: int = 40) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-grade-"))
+    folder = work / "class"
+    folder.mkdir()
+    build(assignment, students, folder)
+    serial = plain(assignment, folder, work / "plain")
+    start = time.perf_counter()
+    results = grade(assignment, folder, work / "tool", workers=os.cpu_count() or 1)
+    tool = time.perf_counter() - start
+    graded = sum(r.outcome == "graded" for r in results)
+    print(f"{students} submissions of {assignment} on {os.cpu_count()} cores ({graded} graded by the tool):")
+    print(f"  plain nbgrader (serial, no sandbox): {serial:7.1f} s")
+    print(f"  grader.grade (sandboxed, parallel):  {tool:7.1f} s")
+    print(f"  speed-up: {serial / tool:.2f}x")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2], *map(int, sys.argv[2:3]))
