@@ -4,10 +4,10 @@ Only the kernel is sandboxed; nbgrader and the code that reads its outputs run o
 writes can forge a grade. On Linux the sandbox
 - sets resource limits (CPU seconds, address space, file size, open files, no core dumps; processes where the
   kernel runs under a user id of its own, that is when the grader runs as root);
-- runs the kernel in new user, mount, network and PID namespaces: no network (the kernel talks to the grader
-  over Unix sockets), every inherited mount read-only, fresh empty /tmp, /var/tmp, /dev/shm and HOME, the hidden
-  paths (solutions, gradebook, other submissions) covered by empty directories, only the submission's own folder
-  writable, and every process it starts killed with it.
+- runs the kernel in new user, mount, network and PID namespaces: no network but its own loopback (the kernel
+  talks to the grader over Unix sockets), every inherited mount read-only, fresh empty /tmp, /var/tmp, /dev/shm
+  and HOME, the hidden paths (solutions, gradebook, other submissions) covered by empty directories, only the
+  submission's own folder writable, and every process it starts killed with it.
 Memory (resident set), the notebook's output size and wall-clock time are watched from outside (grader.execute).
 `capabilities()` says which of these this machine can enforce; the grading tool prints what it cannot.
 """
@@ -153,9 +153,22 @@ def expose(paths: list[str]) -> None:
         os.close(keep)
 
 
+def loopback_up() -> None:
+    """Bring up the new network namespace's loopback, so code may talk to itself (a local Dask cluster) but to
+    nothing else."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH22x", b"lo", 0))[:18])[1]  # get
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))  # set IFF_UP
+
+
 def _confine(args) -> None:
-    """Inside the new namespaces: the filesystem view, then the limits and the kernel's own user id."""
+    """Inside the new namespaces: loopback, the filesystem view, then the limits and the kernel's own user id."""
     limits = Limits(cpu_seconds=args.cpu, memory_mb=args.memory, processes=args.processes, output_mb=args.output)
+    loopback_up()
     isolate_filesystem(Path(args.workdir), [Path(p) for p in args.hide])
     drop = os.geteuid() == 0 and args.uid is not None
     if drop:
