@@ -80,12 +80,22 @@ def _mount_points() -> list[str]:
     return [re.sub(r"\\(\d{3})", unescape, line.split()[4]) for line in Path("/proc/self/mountinfo").open()]
 
 
-def isolate_filesystem(workdir: Path, hidden: list[Path]) -> list[str]:
+def _bind(fd: int, target: str, flags: int) -> None:
+    """Mount the directory open as `fd` at `target` (created if needed) with mount flags `flags`."""
+    os.makedirs(target, exist_ok=True)
+    _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | flags)
+
+
+def isolate_filesystem(workdir: Path, hidden: list[Path], keep: list[Path]) -> list[str]:
     """In a fresh mount namespace: everything read-only, scratch dirs and hidden paths empty, workdir writable.
 
-    Returns the mount points that could not be made read-only (the caller reports them)."""
+    `keep` (the Python environment, the repository) stays visible, read-only, even where it lies in a scratch
+    dir such as /tmp. Returns the mount points that could not be made read-only."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    keep = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
+    scratch = [path for path in SCRATCH if os.path.isdir(path)]
+    under_scratch = [p for p in keep if any(p.is_relative_to(s) for s in scratch)]
+    folders = {str(p): os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in [*under_scratch, workdir]}
     stubborn = []
     for point in _mount_points():
         if point.startswith("/proc") or point.startswith("/sys"):
@@ -97,16 +107,18 @@ def isolate_filesystem(workdir: Path, hidden: list[Path]) -> list[str]:
                 _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
             except OSError:
                 stubborn.append(point)
-    for path in [*SCRATCH, *map(str, hidden)]:
+    for path in scratch:
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
+    for path in under_scratch:
+        _bind(folders[str(path)], str(path), MS_RDONLY)
+    for path in map(str, hidden):
         if os.path.isdir(path):
-            mode = "1777" if path in SCRATCH else "0755"
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size=64m,mode={mode}")
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
         elif os.path.exists(path):
             _mount("/dev/null", path, None, MS_BIND)
-    os.makedirs(workdir, exist_ok=True)
-    _mount(f"/proc/self/fd/{keep}", str(workdir), None, MS_BIND)
-    _mount(None, str(workdir), None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
-    os.close(keep)
+    _bind(folders[str(workdir)], str(workdir), 0)
+    for fd in folders.values():
+        os.close(fd)
     return stubborn
 
 
@@ -169,7 +181,10 @@ def _confine(args) -> None:
     """Inside the new namespaces: loopback, the filesystem view, then the limits and the kernel's own user id."""
     limits = Limits(cpu_seconds=args.cpu, memory_mb=args.memory, processes=args.processes, output_mb=args.output)
     loopback_up()
-    isolate_filesystem(Path(args.workdir), [Path(p) for p in args.hide])
+    keep = {Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parent.parent}  # the repository
+    stubborn = isolate_filesystem(Path(args.workdir), [Path(p) for p in args.hide], sorted(keep))
+    if stubborn:
+        print(f"sandbox: could not make these mounts read-only: {stubborn}", file=sys.stderr)
     drop = os.geteuid() == 0 and args.uid is not None
     if drop:
         expose(sorted({sys.base_prefix, sys.prefix, str(Path(args.command[0]).resolve().parent)}))
