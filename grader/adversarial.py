@@ -12,10 +12,9 @@ from pathlib import Path
 
 import nbformat
 
-from grader.release import REPO, SOLUTIONS
+from grader.release import RELEASE, REPO, SOLUTIONS
 from grader.roundtrip import fill, solution_cells, wrong_answers
 
-RELEASE = REPO / "notebooks"
 # A wrong answer in wrong.py that still passes the visible tests (they use zero biases; the hidden ones do not).
 PASSES_VISIBLE = {"01-backprop": "forward"}
 

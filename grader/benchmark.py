@@ -15,10 +15,8 @@ from pathlib import Path
 import nbformat
 
 from grader.grade import grade
-from grader.release import SOLUTIONS, nbgrader
+from grader.release import RELEASE, SOLUTIONS, nbgrader
 from grader.roundtrip import fill, solution_cells, wrong_answers
-
-RELEASE = SOLUTIONS.parent / "notebooks"
 
 
 def build(assignment: str, students: int, folder: Path) -> None:

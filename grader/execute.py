@@ -139,11 +139,15 @@ class SandboxedExecute(Execute):
             return None
         return super().process_message(msg, cell, cell_index)
 
+    def _sandbox(self):
+        """The sandbox process the kernel manager started (None before the start)."""
+        return getattr(getattr(self.km, "provisioner", None), "process", None)
+
     def _stop(self, breach: str) -> None:
         """Record a broken limit and kill the sandbox (its kernel and everything it started die with it)."""
         if not self._breach:
             self._breach = breach
-        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        process = self._sandbox()
         if process is not None and process.poll() is None:
             for pid in reversed(descendants(process.pid)):
                 try:
@@ -153,7 +157,7 @@ class SandboxedExecute(Execute):
 
     def _watch(self, done: threading.Event, started: float) -> None:
         while not done.wait(0.1):
-            process = getattr(getattr(self.km, "provisioner", None), "process", None)
+            process = self._sandbox()
             if time.monotonic() - started > self.limits.wall_seconds:
                 self._stop(f"wall-clock limit of {self.limits.wall_seconds} s")
             elif process is not None:

@@ -13,7 +13,6 @@ second run, or a run after an interruption, only executes what is new.
 import argparse
 import base64
 import csv
-import hashlib
 import html
 import io
 import json
@@ -42,11 +41,11 @@ from tqdm import tqdm
 from traitlets import Unicode
 
 from grader.execute import SandboxedExecute
-from grader.release import GRADER, REPO, SOLUTIONS, nbgrader
+from grader.release import GRADER, RELEASE, REPO, SOLUTIONS, nbgrader
 from grader.sandbox import FIRST_UID, Limits, capabilities
 from grader.tamper import suspicious
+from workshop.data import sha256sum
 
-RELEASE = REPO / "notebooks"
 OUTCOMES = ("graded", "tampering suspected", "timed out", "crashed", "resource limit", "malformed notebook",
             "wrong assignment")
 NOT_RUN = ("malformed notebook", "wrong assignment")
@@ -62,7 +61,7 @@ class Result:
     outcome: str = "graded"
     cell: int | None = None
     detail: str = ""
-    notes: list[str] = field(default_factory=list)  # test cells found missing or modified (nbgrader restored them)
+    notes: list[str] = field(default_factory=list)  # restored test cells, suspected tampering
     seconds: float = 0.0
     score: float = 0.0
     max_score: float = 0.0
@@ -98,10 +97,6 @@ def collect_zip(archive: Path, assignment: str, course: Path) -> dict[str, Path]
             raise SystemExit(f"{archive}: refusing an archive with absolute or '..' paths")
     nbgrader("zip_collect", assignment, "--force", "--CourseDirectory.submitted_directory=collected", cwd=course)
     return {p.parent.parent.name: p for p in sorted((course / "collected").glob(f"*/{assignment}/*.ipynb"))}
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_cells(nb) -> dict[str, str]:
@@ -150,11 +145,12 @@ def execute_one(assignment: str, student: str, submitted: Path, course: Path, ru
     try:
         return _execute(assignment, student, submitted, course, runs, limits, hidden)
     except Exception as error:  # noqa: BLE001 - one broken submission must not stop the class
-        return Result(student, sha256(submitted), "crashed", None, f"grading failed: {type(error).__name__}: {error}")
+        why = f"grading failed: {type(error).__name__}: {error}"
+        return Result(student, sha256sum(submitted), "crashed", None, why)
 
 
 def _execute(assignment, student, submitted, course, runs, limits, hidden) -> Result:
-    result = Result(student, sha256(submitted))
+    result = Result(student, sha256sum(submitted))
     try:
         nb = nbformat.read(submitted, as_version=4)
         nbformat.validate(nb)
@@ -354,8 +350,9 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     todo = []
     for student, path in found.items():
         record = runs / f"{student}.json"
-        if not fresh and record.exists() and json.loads(record.read_text())["sha256"] == sha256(path):
-            results[student] = Result(**json.loads(record.read_text()))
+        done = json.loads(record.read_text()) if record.exists() and not fresh else None
+        if done and done["sha256"] == sha256sum(path):
+            results[student] = Result(**done)
         else:
             todo.append((student, path))
     workers = max(1, workers)

@@ -8,6 +8,7 @@ from pathlib import Path
 GRADER = Path(__file__).resolve().parent
 REPO = GRADER.parent
 SOLUTIONS = REPO / "solutions"
+RELEASE = REPO / "notebooks"
 
 
 def assignments() -> list[str]:

@@ -18,7 +18,7 @@ import pytest
 
 from grader.adversarial import build_class
 from grader.grade import collect_zip, grade, summarise, write_course
-from grader.release import REPO, SOLUTIONS
+from grader.release import RELEASE, REPO, SOLUTIONS
 from grader.sandbox import Limits, capabilities
 
 ASSIGNMENT = "01-backprop"
@@ -120,7 +120,7 @@ def test_a_second_run_executes_nothing_and_agrees(graded):
 
 
 def test_an_lms_zip_download_is_collected(tmp_path):
-    released = (REPO / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes()
+    released = (RELEASE / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes()
     archive = tmp_path / "download.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for name in ("alice_1234_5678_01-backprop.ipynb", "bob_99_01-backprop.ipynb"):
