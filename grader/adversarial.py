@@ -15,8 +15,9 @@ import nbformat
 from grader.release import RELEASE, REPO, SOLUTIONS
 from grader.roundtrip import fill, solution_cells, wrong_answers
 
-# A wrong answer in wrong.py that still passes the visible tests (they use zero biases; the hidden ones do not).
-PASSES_VISIBLE = {"01-backprop": "forward"}
+# Wrong answers in wrong.py that still pass the visible tests: 01's visible tests use zero biases; 10's check the
+# force-matching loss's value, which is right without create_graph, while the hidden ones check its gradient.
+PASSES_VISIBLE = {"01-backprop": "forward", "10-energy-nets": "force-matching"}
 
 
 @dataclass(frozen=True)

@@ -48,24 +48,37 @@ class SandboxedKernelManager(AsyncKernelManager):
         return [*self.sandbox, "--", *command] if self.sandbox else command
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
+@dataclass(frozen=True)
+class Task:
+    """One process, from /proc/PID/stat."""
+
+    parent: int
+    cpu: float  # user + system seconds
+    threads: int
+
+
+def _tasks() -> dict[int, Task]:
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            table[int(stat.parent.name)] = Task(int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS,
+                                                int(fields[17]))
+        except (OSError, IndexError, ValueError):
             continue
-        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    return tree
+    return table
 
 
-def descendants(root: int) -> list[int]:
+def descendants(root: int, table: dict[int, Task] | None = None) -> list[int]:
     """Process `root` and all its descendants, parents before children (Linux; only `root` elsewhere)."""
     if not Path("/proc").is_dir():
         return [root]
-    tree, found = _children(), [root]
+    children: dict[int, list[int]] = {}
+    for pid, task in (table if table is not None else _tasks()).items():
+        children.setdefault(task.parent, []).append(pid)
+    found = [root]
     for pid in found:
-        found.extend(tree.get(pid, []))
+        found.extend(children.get(pid, []))
     return found
 
 
@@ -77,22 +90,26 @@ def _proportional_bytes(pid: int) -> int:
                 return int(line.split()[1]) << 10
     except OSError:
         pass
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except OSError:
+        return 0  # it has gone
 
 
-def usage(root: int) -> tuple[int, float, int]:
-    """Resident bytes, CPU seconds and tasks (threads) of process `root` and its descendants (Linux; else zeros)."""
-    memory, cpu, tasks = 0, 0.0, 0
-    pids = descendants(root) if Path("/proc").is_dir() else []
-    for pid in pids:
-        try:
-            memory += _proportional_bytes(pid)
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu += (int(fields[11]) + int(fields[12])) / TICKS
-            tasks += int(fields[17])
-        except (OSError, IndexError, ValueError):
-            pass
-    return memory, cpu, tasks
+def usage(root: int) -> tuple[int, float, list[int]]:
+    """Tasks (threads) and CPU seconds of process `root` and its descendants, and their pids (Linux; else zeros).
+
+    One pass over /proc/*/stat: cheap enough to see a fork bomb early; memory is read separately (memory())."""
+    if not Path("/proc").is_dir():
+        return 0, 0.0, []
+    table = _tasks()
+    pids = [pid for pid in descendants(root, table) if pid in table]
+    return sum(table[p].threads for p in pids), sum(table[p].cpu for p in pids), pids
+
+
+def memory(pids: list[int]) -> int:
+    """Resident bytes of these processes, shared pages split among their sharers."""
+    return sum(_proportional_bytes(pid) for pid in pids)
 
 
 class SandboxedExecute(Execute):
@@ -161,13 +178,13 @@ class SandboxedExecute(Execute):
             if time.monotonic() - started > self.limits.wall_seconds:
                 self._stop(f"wall-clock limit of {self.limits.wall_seconds} s")
             elif process is not None:
-                memory, cpu, count = usage(process.pid)
+                count, cpu, pids = usage(process.pid)
                 if count > self.limits.processes:
                     self._stop(f"{count} processes and threads (limit {self.limits.processes})")
-                elif memory > self.limits.memory_mb << 20:
-                    self._stop(f"memory over {self.limits.memory_mb} MB")
                 elif cpu > self.limits.cpu_seconds:
                     self._stop(f"CPU time over {self.limits.cpu_seconds} s")
+                elif memory(pids) > self.limits.memory_mb << 20:
+                    self._stop(f"memory over {self.limits.memory_mb} MB")
 
     def preprocess(self, nb: NotebookNode, resources: dict, km=None):
         started, done = time.monotonic(), threading.Event()

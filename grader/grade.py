@@ -25,7 +25,7 @@ import sys
 import tempfile
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -49,6 +49,8 @@ from workshop.data import sha256sum
 OUTCOMES = ("graded", "tampering suspected", "timed out", "crashed", "resource limit", "malformed notebook",
             "wrong assignment")
 NOT_RUN = ("malformed notebook", "wrong assignment")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                    "TF_NUM_INTEROP_THREADS")
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.MULTILINE | re.DOTALL)
 
 
@@ -179,6 +181,8 @@ def _execute(assignment, student, submitted, course, runs, limits, hidden) -> Re
         # grading runs the quick profile unless told otherwise; TensorFlow's start-up log would land on stderr,
         # and nbgrader gives 0 to a test cell with output on stderr
         environment = {"WORKSHOP_PROFILE": os.environ.get("WORKSHOP_PROFILE", "quick"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        # parallel kernels that each spread over every core slow each other down: give each its share
+        environment |= dict.fromkeys(THREAD_VARIABLES, str(limits.threads))
         executor = SandboxedExecute(Path(work), limits, hidden, uid=uid, environment=environment)
         nb, _ = executor.preprocess(nb, resources)
     nbformat.write(checked, runs / f"{student}.submitted.ipynb")
@@ -338,7 +342,10 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     """Grade every submission of `assignment`; results and reports go to `out`.
 
     Submissions executed by an earlier run (same file, same sha256) are not executed again unless `fresh`."""
+    workers = max(1, workers)
     limits = limits or Limits()
+    if not limits.threads:
+        limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
     out, submissions = out.resolve(), submissions.resolve()
     course, runs = out / "course", out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -355,7 +362,6 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
             results[student] = Result(**done)
         else:
             todo.append((student, path))
-    workers = max(1, workers)
     slots = multiprocessing.get_context().Queue()
     for slot in range(workers):
         slots.put(slot)

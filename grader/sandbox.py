@@ -41,6 +41,7 @@ class Limits:
     output_mb: int = 32  # the notebook's outputs, and any one file it writes
     cell_seconds: int = 300
     wall_seconds: int = 900  # the whole notebook
+    threads: int = 0  # threads of the maths libraries (BLAS, PyTorch, TensorFlow); 0: the cores shared by the workers
 
     def rlimits(self) -> dict[int, int]:
         """The setrlimit values; address space gets twice the memory limit (libraries reserve more than they use)."""

@@ -1,4 +1,5 @@
-"""The grading tool (grader.grade) against an adversarial class of 01-backprop (grader.adversarial).
+"""The grading tool (grader.grade) against an adversarial class (grader.adversarial) of two notebooks: 01-backprop
+(NumPy, with PyTorch and TensorFlow imported) and 10-energy-nets (PyTorch).
 
 Every submission ends in its named outcome, no cheat keeps full marks, honest work does, nothing outside the
 temporary copies changes, the submissions stay byte-identical, feedback never shows a hidden test, and a second
@@ -21,7 +22,8 @@ from grader.grade import collect_zip, grade, summarise, write_course
 from grader.release import RELEASE, REPO, SOLUTIONS
 from grader.sandbox import Limits, capabilities
 
-ASSIGNMENT = "01-backprop"
+CLASSES = ["01-backprop", "10-energy-nets"]
+CELL_SECONDS = 40  # the longest cell of either takes under 8 s in CI; each of the three loops costs this much
 pytestmark = pytest.mark.skipif(any(capabilities().values()), reason=f"sandbox incomplete here: {capabilities()}")
 
 
@@ -34,8 +36,9 @@ def repository_state():
                           text=True, check=True).stdout
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+@pytest.fixture(scope="module", params=CLASSES)
+def graded(request, tmp_path_factory):
+    assignment = request.param
     requests = []
 
     class Answers(http.server.BaseHTTPRequestHandler):
@@ -51,14 +54,14 @@ def graded(tmp_path_factory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     folder, out = tmp_path_factory.mktemp("class"), tmp_path_factory.mktemp("graded")
-    expected = build_class(ASSIGNMENT, folder, out, other="02-cnn", server=f"http://127.0.0.1:{server.server_port}")
+    expected = build_class(assignment, folder, out, other="02-cnn", server=f"http://127.0.0.1:{server.server_port}")
     before, repository = digest(folder), repository_state()
-    results = grade(ASSIGNMENT, folder, out, workers=2, limits=Limits(cell_seconds=90), progress=False)
+    results = grade(assignment, folder, out, workers=2, limits=Limits(cell_seconds=CELL_SECONDS), progress=False)
     server.shutdown()
-    print("\n" + summarise(results, out, ASSIGNMENT))
+    print("\n" + summarise(results, out, assignment))
     return {
-        "expected": expected, "results": {r.student: r for r in results}, "folder": folder, "out": out,
-        "before": before, "repository": repository, "requests": requests,
+        "assignment": assignment, "expected": expected, "results": {r.student: r for r in results}, "folder": folder,
+        "out": out, "before": before, "repository": repository, "requests": requests,
     }
 
 
@@ -95,7 +98,8 @@ def test_nothing_outside_the_copies_changed(graded):
 
 
 def test_feedback_never_shows_hidden_tests(graded):
-    source = "\n".join(c.source for c in nbformat.read(SOLUTIONS / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4).cells)
+    solution = SOLUTIONS / graded["assignment"] / f"{graded['assignment']}.ipynb"
+    source = "\n".join(c.source for c in nbformat.read(solution, 4).cells)
     blocks = re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", source, re.DOTALL)
     visible = {line.strip() for line in re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", "", source,
                                                flags=re.DOTALL).splitlines()}
@@ -112,7 +116,7 @@ def test_feedback_never_shows_hidden_tests(graded):
 def test_a_second_run_executes_nothing_and_agrees(graded):
     runs = graded["out"] / "runs"
     stamps = {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json")}
-    again = grade(ASSIGNMENT, graded["folder"], graded["out"], workers=2, progress=False)
+    again = grade(graded["assignment"], graded["folder"], graded["out"], workers=2, progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json")} == stamps, "a second run executed again"
     for r in again:
         first = graded["results"][r.student]
@@ -120,13 +124,14 @@ def test_a_second_run_executes_nothing_and_agrees(graded):
 
 
 def test_an_lms_zip_download_is_collected(tmp_path):
-    released = (RELEASE / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes()
+    assignment = CLASSES[0]
+    released = (RELEASE / assignment / f"{assignment}.ipynb").read_bytes()
     archive = tmp_path / "download.zip"
     with zipfile.ZipFile(archive, "w") as z:
-        for name in ("alice_1234_5678_01-backprop.ipynb", "bob_99_01-backprop.ipynb"):
+        for name in (f"alice_1234_5678_{assignment}.ipynb", f"bob_99_{assignment}.ipynb"):
             z.writestr(name, released)
     course = tmp_path / "course"
-    write_course(course, ASSIGNMENT, tmp_path / "runs")
-    found = collect_zip(archive, ASSIGNMENT, course)
+    write_course(course, assignment, tmp_path / "runs")
+    found = collect_zip(archive, assignment, course)
     assert sorted(found) == ["alice", "bob"]
     assert all(path.read_bytes() == released for path in found.values())
