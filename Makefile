@@ -38,8 +38,8 @@ nbval: $(READY)  ## every solution notebook in the quick profile; Keras notebook
 release: $(READY)  ## regenerate notebooks/ from solutions/ with nbgrader
 	$(PY) -m grader.release
 
-grade: $(READY)  ## grade a class: make grade ASSIGNMENT=01-backprop SUBMISSIONS=folder-or-zip [OUT=dir]
-	$(PY) -m grader.grade $(ASSIGNMENT) $(SUBMISSIONS) $(if $(OUT),--out $(OUT))
+grade: $(READY)  ## grade a class: make grade ASSIGNMENT=01-backprop SUBMISSIONS=folder-or-zip [OUT=dir] [ARGS=...]
+	$(PY) -m grader.grade $(ASSIGNMENT) $(SUBMISSIONS) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 bench: $(READY)  ## every solution notebook in the full profile, with seconds per notebook
 	WORKSHOP_PROFILE=full $(PY) -m pytest --nbval-lax --nbval-cell-timeout=3600 -p no:cacheprovider solutions

@@ -2,6 +2,9 @@
 
 Writes one submission per cheat or failure into FOLDER, built from the released notebook with answers from the
 solution (and from grader/fixtures/ASSIGNMENT/wrong.py), and returns what the grading tool must make of each.
+With `escapes`, the class also tries every way out of the sandbox and into the reports that a review found in
+the sandbox before bubblewrap: privileges, memory the old watchdog did not count, a full disk, other processes,
+the grader's environment, host sockets, markup in the feedback, formulas in the CSV, clashing ids, links.
 """
 
 import ast
@@ -15,6 +18,8 @@ import nbformat
 from grader.release import RELEASE, REPO, SOLUTIONS
 from grader.roundtrip import fill, solution_cells, wrong_answers
 
+MARKER = "xss-from-a-student"  # appears in live markup of a report only if sanitizing failed
+SECRET = "WORKSHOP_INSTRUCTOR_SECRET"  # an environment variable of the grader's that no kernel may see
 # Wrong answers in wrong.py that still pass the visible tests: 01's visible tests use zero biases; 10's check the
 # force-matching loss's value, which is right without create_graph, while the hidden ones check its gradient.
 PASSES_VISIBLE = {"01-backprop": "forward", "10-energy-nets": "force-matching"}
@@ -22,10 +27,57 @@ PASSES_VISIBLE = {"01-backprop": "forward", "10-energy-nets": "force-matching"}
 
 @dataclass(frozen=True)
 class Expected:
-    student: str
+    student: str  # the id the grading tool gives it
     what: str
     outcome: str
     honest: bool = False  # may score full marks (a correct answer, whatever else it tried in vain)
+
+
+def _escapes(right: dict, wrong: dict, first: str, elsewhere: list[str], host_socket: str) -> dict:
+    """Cheats against the sandbox itself: (what, outcome, honest, answers) by student."""
+    def after(code: str) -> dict:
+        return _with_code(right, first, after="\n" + code)
+
+    escalate = ("import subprocess\n"
+                "for _command in (['unshare', '-rm', 'sh', '-c', 'mount -o remount,rw / && ls /'], "
+                "['mount', '-t', 'tmpfs', 'x', '/tmp'], ['umount', '-l', '/tmp'], ['su', '-c', 'id']):\n"
+                "    print(_command[0], subprocess.run(_command, capture_output=True, text=True).returncode)\n"
+                f"for _path in {elsewhere!r}:\n"
+                "    with open(_path, 'rb') as _f:\n        print(_f.read()[:100])\n")
+    forever = "while True:\n    try:\n        BODY\n    except OSError:\n        pass\n"
+    return {
+        "escalates": ("setuid mount/su, unshare and remounts, then reads another class's results and homes",
+                      "graded", False, {**wrong, first: f"{escalate}\n{right[first]}"}),
+        "memfd-bomb": ("fills memfds, each under the file-size limit", "resource limit", False, after(
+            "import os\n_hog = []\n" + forever.replace('BODY', "_hog.append(os.memfd_create('x')); "
+                                                       "os.write(_hog[-1], b'1' * (16 << 20))"))),
+        "sysv-bomb": ("fills SysV shared memory", "resource limit", False, after(
+            "import ctypes\n_libc = ctypes.CDLL(None)\n_libc.shmat.restype = ctypes.c_void_p\nwhile True:\n"
+            "    ctypes.memset(_libc.shmat(_libc.shmget(0, 16 << 20, 0o1600), None, 0), 1, 16 << 20)\n")),
+        "tmpfs-bomb": ("fills /dev/shm", "resource limit", False, after(
+            "import itertools\n_k = itertools.count()\n" + forever.replace('BODY',
+                "open(f'/dev/shm/x{next(_k)}', 'wb').write(b'1' * (16 << 20))"))),
+        "disk-filler": ("writes 31 MB files into its folder without end", "resource limit", False, after(
+            "import itertools\n_k = itertools.count()\n" + forever.replace('BODY',
+                "open(f'x{next(_k)}', 'wb').write(b'1' * (31 << 20))"))),
+        "reads-proc": ("lists every process's command line (other students, hidden paths)", "graded", False, {
+            **wrong, first: wrong[first] + "\nimport os\n_pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+            "print('PROCESSES', len(_pids))\nfor _p in _pids:\n"
+            "    print(open(f'/proc/{_p}/cmdline', 'rb').read().replace(b'\\0', b' '))\n"}),
+        "fills-sockets": ("writes into the folder of its kernel's sockets, a folder of the host's", "graded", True,
+                          after("import sys\ntry:\n    open(sys.argv[sys.argv.index('-f') + 1] + '.x', 'w')\n"
+                                "except OSError as error:\n    print('SOCKETS', error.errno)\n")),
+        "prints-environment": ("prints the kernel's environment", "graded", True, after(
+            "import os\nprint(sorted(os.environ.items()))\n")),
+        "host-socket": ("connects to a Unix socket of the host", "graded", True, after(
+            "import socket\ntry:\n    _s = socket.socket(socket.AF_UNIX)\n"
+            f"    _s.connect({host_socket!r})\n    _s.sendall(b'hello')\n"
+            "except OSError as error:\n    print('no socket:', error)\n")),
+        "xss": ("markup and scripts in its outputs and in a markdown cell", "graded", True, after(
+            "from IPython.display import HTML, Javascript, display\n"
+            f"display(HTML('<script>alert(\"{MARKER}\")</script><img src=x onerror=alert(\"{MARKER}\")>'))\n"
+            f"display(Javascript('alert(\"{MARKER}\")'))\n")),
+    }
 
 
 def _functions(source: str) -> list[str]:
@@ -36,10 +88,12 @@ def _with_code(answers: dict[str, str], grade_id: str, before: str = "", after: 
     return {**answers, grade_id: f"{before}{answers[grade_id]}{after}"}
 
 
-def build_class(assignment: str, folder: Path, out: Path, other: str, server: str = "http://127.0.0.1:9"
-                ) -> list[Expected]:
+def build_class(assignment: str, folder: Path, out: Path, other: str, server: str = "http://127.0.0.1:9",
+                escapes: bool = False, elsewhere: list[str] = (), host_socket: str = "/nonexistent") -> list[Expected]:
     """Write the class into `folder`; `out` is where it will be graded (the gradebook the cheats look for),
-    `other` another assignment (for the wrong-notebook case), `server` a local URL the network cheat tries."""
+    `other` another assignment (for the wrong-notebook case), `server` a local URL the network cheat tries; with
+    `escapes`, the cheats against the sandbox and the reports too, `elsewhere` being files of the grader's machine
+    they try to read and `host_socket` a Unix socket of the host they try to reach."""
     folder.mkdir(parents=True, exist_ok=True)
     released = nbformat.read(RELEASE / assignment / f"{assignment}.ipynb", as_version=4)
     right = solution_cells(nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4))
@@ -62,7 +116,7 @@ def build_class(assignment: str, folder: Path, out: Path, other: str, server: st
         "fork-bomb": ("forks until it cannot", "resource limit", False, _with_code(
             right, first, after="\nimport os\nwhile True:\n    os.fork()\n")),
         "memory-bomb": ("allocates memory until stopped", "resource limit", False, _with_code(
-            right, first, after="\n_hog = []\nwhile True:\n    _hog.append(bytearray(1 << 26))\n")),
+            right, first, after="\n_hog = []\nwhile True:\n    _hog.append(b'1' * (1 << 26))\n")),
         "exits": ("os._exit() in the middle", "crashed", False,
                   _with_code(right, first, after="\nimport os\nos._exit(0)\n")),
         "network": ("fetches answers from a server", "graded", True, _with_code(right, first, after=(
@@ -91,10 +145,25 @@ def build_class(assignment: str, folder: Path, out: Path, other: str, server: st
         grade_id = PASSES_VISIBLE[assignment]
         cheats["passes-visible"] = ("wrong, but passes the visible tests", "graded", False,
                                     {**right, grade_id: wrong[grade_id]})
+    if escapes:
+        cheats |= _escapes(right, wrong, first, list(elsewhere), host_socket)
     expected = []
     for student, (what, outcome, honest, answers) in cheats.items():
         nbformat.write(fill(released, answers), folder / f"{student}.ipynb")
         expected.append(Expected(student, what, outcome, honest))
+    if escapes:
+        xss = nbformat.read(folder / "xss.ipynb", as_version=4)
+        xss.cells.insert(1, nbformat.v4.new_markdown_cell(
+            f'<img src=x onerror=alert("{MARKER}")> [a link](javascript:alert("{MARKER}"))'))
+        nbformat.write(xss, folder / "xss.ipynb")
+        nbformat.write(fill(released, right), folder / "=HYPERLINK(1+1).ipynb")
+        nbformat.write(fill(released, right), folder / "a b.ipynb")
+        nbformat.write(fill(released, wrong), folder / "a_b.ipynb")
+        (folder / "linked.ipynb").symlink_to(SOLUTIONS / assignment / f"{assignment}.ipynb")
+        expected += [Expected("HYPERLINK_1_1", "a file name that is a spreadsheet formula", "graded", True),
+                     Expected("a_b", "'a b.ipynb': its id clashes with a_b.ipynb's", "graded", True),
+                     Expected("a_b-2", "'a_b.ipynb', wrong answers: graded under an id of its own", "graded"),
+                     Expected("linked", "a symbolic link to the solution", "refused")]
     tampered = {
         "deletes-test": ("a wrong answer, and its test cell deleted", lambda cells: [
             c for c in cells if c.metadata.get("nbgrader", {}).get("grade_id") != test_id]),

@@ -1,29 +1,37 @@
-"""nbgrader's Execute step with the kernel in grader.sandbox, watched from outside for memory, output and time.
+"""nbgrader's Execute step with the kernel in grader.sandbox, watched from outside.
+
+The kernel is started by `python -m grader.sandbox run` and talks to the grader over Unix sockets in a folder of
+its own, which is locked read-only inside the sandbox as soon as the kernel answers, before any cell runs. A
+watchdog stops it at the first broken limit: wall-clock time, output size, a writable folder filled up, and CPU
+time, memory and processes from its cgroup (memory: the kernel's OOM killer acted; processes: a fork or thread
+was refused), or, where no cgroup could be made, from /proc.
 
 Execution stops at the first cell that times out, kills the kernel or breaks a limit; that cell gets an error
 naming the reason and every later code cell an error saying it was not run, so no test cell scores by not
 running (nbgrader gives full marks to a test cell without an error in its outputs).
 """
 
+import itertools
 import json
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 
-from grader import sandbox as sandbox_script
-from grader.sandbox import Limits
+from grader.sandbox import WORK, Cgroup, Limits, launcher, lock_from_outside, sandbox_child
 
 PAGE, TICKS = (os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else (4096, 100)
+WRITABLE = ("/tmp", "/dev/shm", WORK)  # the sandbox's size-limited folders
+_names = itertools.count()
 
 
 @dataclass
@@ -34,18 +42,19 @@ class Run:
     cell: int | None = None  # index of the cell where it stopped
     detail: str = ""
     seconds: float = 0.0
+    transient: bool = False  # the kernel never started: no fault of the submission's, worth another try
 
 
 class SandboxedKernelManager(AsyncKernelManager):
-    """Starts the kernel through `python -m grader.sandbox`, talking over Unix sockets in the work folder."""
+    """Starts the kernel through `launcher` (`python -m grader.sandbox run ...`), when there is one."""
 
-    def __init__(self, sandbox: list[str], **kwargs):
+    def __init__(self, launcher: list[str], **kwargs):
         super().__init__(**kwargs)
-        self.sandbox = sandbox
+        self.launcher = launcher
 
     def format_kernel_cmd(self, extra_arguments=None):
         command = super().format_kernel_cmd(extra_arguments)
-        return [*self.sandbox, "--", *command] if self.sandbox else command
+        return [*self.launcher, "--", *command] if self.launcher else command
 
 
 @dataclass(frozen=True)
@@ -113,37 +122,64 @@ def memory(pids: list[int]) -> int:
 
 
 class SandboxedExecute(Execute):
-    """Execute a sanitized notebook in a sandboxed kernel; `run` tells how it ended."""
+    """Execute a sanitized notebook in a sandboxed kernel; `run` tells how it ended.
 
-    def __init__(self, workdir: Path, limits: Limits, hidden: list[Path], uid: int | None = None,
-                 environment: dict[str, str] | None = None, **kwargs):
+    `sockets` is an empty folder of the grader's for the kernel's sockets; `log` a file for what the kernel
+    process writes outside any cell; `sandboxed` False runs the kernel directly (the grading tool's --no-sandbox),
+    with only the limits watched from outside; `cgroup` False polls /proc instead of making a cgroup (where the
+    probe found none can be made)."""
+
+    def __init__(self, sockets: Path, limits: Limits, log: Path, uid: int | None = None,
+                 environment: dict[str, str] | None = None, sandboxed: bool = True, cgroup: bool = True, **kwargs):
         super().__init__(timeout=limits.cell_seconds, interrupt_on_timeout=False, shutdown_kernel="immediate",
                          **kwargs)
-        self.workdir, self.limits, self.hidden, self.uid = Path(workdir), limits, hidden, uid
-        self.environment = environment or {}
+        self.sockets, self.limits, self.kernel_log, self.uid = Path(sockets), limits, Path(log), uid
+        self.environment, self.sandboxed, self.use_cgroup = environment or {}, sandboxed, cgroup
+        self.cgroup: Cgroup | None = None
         self.run = Run()
         self._cell: int | None = None
         self._output_bytes = 0
         self._breach = ""
 
     def create_kernel_manager(self):
-        sandbox = [sys.executable, sandbox_script.__file__, "--workdir", str(self.workdir),
-                   "--cpu", str(self.limits.cpu_seconds), "--memory", str(self.limits.memory_mb),
-                   "--processes", str(self.limits.processes), "--output", str(self.limits.output_mb)]
-        if self.uid is not None:
-            sandbox += ["--uid", str(self.uid)]
-        for path in self.hidden:
-            sandbox += ["--hide", str(path)]
-        for key, value in self.environment.items():
-            sandbox += ["--env", f"{key}={value}"]
-        if sys.platform != "linux":  # no namespaces: only the limits watched from outside apply (see capabilities)
-            self.km = SandboxedKernelManager([], kernel_name=self.kernel_name or "python3")
+        name = self.kernel_name or "python3"
+        if not self.sandboxed:
+            self.km = SandboxedKernelManager([], kernel_name=name)
             return self.km
-        self.km = SandboxedKernelManager(
-            sandbox, kernel_name=self.kernel_name or "python3", transport="ipc", ip=str(self.workdir / "ipc"),
-            connection_file=str(self.workdir / "kernel.json"),
-        )
+        if self.use_cgroup:
+            self.cgroup = Cgroup.create(f"workshop-{os.getpid()}-{next(_names)}", self.limits)
+        command = launcher(str(self.sockets), self.limits, self.uid, self.cgroup, self.environment)
+        self.km = SandboxedKernelManager(command, kernel_name=name, transport="ipc", ip=str(self.sockets / "k"),
+                                         connection_file=str(self.sockets / "kernel.json"))
         return self.km
+
+    async def async_start_new_kernel(self, **kwargs):
+        """Start the kernel with the grader's PATH and the kernel's environment only (the sandbox clears even
+        that; without one, the grader's own variables, secrets included, stay out of the kernel)."""
+        env = {"PATH": os.environ.get("PATH", ""), **self.environment}
+        if "WORKSHOP_BWRAP" in os.environ:
+            env["WORKSHOP_BWRAP"] = os.environ["WORKSHOP_BWRAP"]
+        if not self.sandboxed:
+            env |= {"HOME": str(self.sockets), "TMPDIR": str(self.sockets)}
+        with open(self.kernel_log, "wb") as log:  # the kernel's start-up banner and C++ libraries' logs
+            return await super().async_start_new_kernel(env=env, stdout=log, stderr=log, **kwargs)
+
+    async def async_start_new_kernel_client(self):
+        """Once the kernel answers, its sockets exist: lock their folder read-only inside the sandbox, before any
+        cell runs, so that nothing can be written there later."""
+        client = await super().async_start_new_kernel_client()
+        if self.sandboxed:
+            process = self._sandbox()
+            try:
+                lock_from_outside(sandbox_child(process.pid) if process else 0, str(self.sockets))
+            except OSError:
+                await self._async_cleanup_kernel()
+                raise
+        return client
+
+    # nbclient's synchronous entry points are bound to its own coroutines: point them at these
+    start_new_kernel = run_sync(async_start_new_kernel)
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def preprocess_cell(self, cell, resources, index):
         self._cell = index
@@ -157,11 +193,11 @@ class SandboxedExecute(Execute):
         return super().process_message(msg, cell, cell_index)
 
     def _sandbox(self):
-        """The sandbox process the kernel manager started (None before the start)."""
+        """The process the kernel manager started (bwrap, or the kernel itself without a sandbox)."""
         return getattr(getattr(self.km, "provisioner", None), "process", None)
 
     def _stop(self, breach: str) -> None:
-        """Record a broken limit and kill the sandbox (its kernel and everything it started die with it)."""
+        """Record a broken limit and kill the kernel: bwrap takes the sandbox and all in it along."""
         if not self._breach:
             self._breach = breach
         process = self._sandbox()
@@ -172,19 +208,46 @@ class SandboxedExecute(Execute):
                 except OSError:
                     pass
 
+    def _full(self, process) -> str:
+        """The first of the sandbox's writable folders that is full, seen from outside through its /proc root."""
+        child = sandbox_child(process.pid) if self.sandboxed and process else None
+        for folder in WRITABLE if child else ():
+            try:
+                found = os.statvfs(f"/proc/{child}/root{folder}")
+            except OSError:
+                return ""
+            if found.f_bavail * found.f_frsize < 1 << 20:
+                return f"{folder} full ({self.limits.disk_mb} MB)"
+        return ""
+
+    def _broken_limit(self, process) -> str:
+        """Which limit the running kernel has broken, if any."""
+        limits = self.limits
+        if self.cgroup:
+            if self.cgroup.out_of_processes():
+                return f"more than {limits.processes} processes and threads"
+            if self.cgroup.out_of_memory():
+                return f"memory over {limits.memory_mb} MB (files in memory and shared memory included)"
+            cpu = self.cgroup.cpu_seconds()
+        else:
+            count, cpu, pids = usage(process.pid)
+            if count > limits.processes:
+                return f"{count} processes and threads (limit {limits.processes})"
+            if memory(pids) > limits.memory_mb << 20:
+                return f"memory over {limits.memory_mb} MB"
+        if cpu > limits.cpu_seconds:
+            return f"CPU time over {limits.cpu_seconds} s"
+        return self._full(process)
+
     def _watch(self, done: threading.Event, started: float) -> None:
         while not done.wait(0.1):
             process = self._sandbox()
             if time.monotonic() - started > self.limits.wall_seconds:
                 self._stop(f"wall-clock limit of {self.limits.wall_seconds} s")
-            elif process is not None:
-                count, cpu, pids = usage(process.pid)
-                if count > self.limits.processes:
-                    self._stop(f"{count} processes and threads (limit {self.limits.processes})")
-                elif cpu > self.limits.cpu_seconds:
-                    self._stop(f"CPU time over {self.limits.cpu_seconds} s")
-                elif memory(pids) > self.limits.memory_mb << 20:
-                    self._stop(f"memory over {self.limits.memory_mb} MB")
+            elif process is not None and process.poll() is None:
+                breach = self._broken_limit(process)
+                if breach:
+                    self._stop(breach)
 
     def preprocess(self, nb: NotebookNode, resources: dict, km=None):
         started, done = time.monotonic(), threading.Event()
@@ -197,10 +260,14 @@ class SandboxedExecute(Execute):
         except DeadKernelError:
             self.run = Run("crashed", self._cell, "the kernel died")
         except RuntimeError as error:  # nbclient's way of saying the kernel did not start or answer
-            self.run = Run("crashed", self._cell, f"the kernel failed: {error}")
+            self.run = Run("crashed", self._cell, f"the kernel failed: {error}", transient=self._cell is None)
         finally:
             done.set()
             watchdog.join()
+            if self.cgroup:  # a limit that ended the kernel between two looks of the watchdog
+                if not self._breach and (self.cgroup.out_of_memory() or self.cgroup.out_of_processes()):
+                    self._breach = self._broken_limit(None)
+                self.cgroup.remove()
         if self._breach:
             self.run = Run("resource limit", self._cell, self._breach)
         self.run.seconds = time.monotonic() - started

@@ -1,20 +1,21 @@
-"""Grade a class: python -m grader.grade ASSIGNMENT SUBMISSIONS [--out DIR] [--workers N] (or `make grade`).
+"""Grade a class: python -m grader.grade ASSIGNMENT SUBMISSIONS [options] (or `make grade`); --help lists them.
 
-SUBMISSIONS is a folder (NAME.ipynb per student, or NAME/ASSIGNMENT.ipynb) or an LMS zip download (files named
-STUDENT_..._ASSIGNMENT.ipynb, collected by `nbgrader zip_collect`). nbgrader does the grading; this tool adds:
-1. every submission copied, checked (readable notebook, right assignment, test cells intact) and executed in
-   parallel, each kernel in grader.sandbox with limits, in a folder of its own (grader.execute);
+SUBMISSIONS is a folder (NAME.ipynb per student, or NAME/ASSIGNMENT.ipynb) or an LMS zip download (entries named
+STUDENT_..._ASSIGNMENT.ipynb); grader.submissions reads either, safely. nbgrader does the grading; this tool adds:
+1. every submission checked (readable notebook, right assignment, test cells intact) and executed in parallel,
+   each kernel in a bubblewrap sandbox with limits (grader.sandbox, grader.execute), in the quick profile unless
+   told otherwise;
 2. one `nbgrader autograde` over the executed notebooks, so a single process writes the gradebook;
-3. feedback without hidden tests, a CSV, and a summary with every submission's outcome.
-Submissions are never modified. Results of step 1 are kept under OUT/runs, keyed by the submission's sha256, so a
-second run, or a run after an interruption, only executes what is new.
+3. feedback without hidden tests and without live markup, a CSV safe to open in a spreadsheet, and a summary with
+   every submission's outcome.
+Submissions are never modified. Executions are kept under OUT/runs, keyed on everything that can change them (the
+submission, the source and released notebooks, the limits, the profile and the kernel's environment, the helper
+package and the sandbox's code), so a second run, or one after an interruption, executes only what changed.
+A grading failure of the tool's own (the kernel did not start) is tried again, and never kept as final.
 """
 
 import argparse
-import base64
-import csv
-import html
-import io
+import hashlib
 import json
 import multiprocessing
 import os
@@ -23,9 +24,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import nbformat
@@ -42,16 +43,20 @@ from traitlets import Unicode
 
 from grader.execute import SandboxedExecute
 from grader.release import GRADER, RELEASE, REPO, SOLUTIONS, nbgrader
-from grader.sandbox import FIRST_UID, Limits, capabilities
+from grader.reports import OUTCOMES, summarise
+from grader.sandbox import FIRST_UID, Confinement, Limits, capabilities
+from grader.submissions import Submission, collect_zip, find_submissions
 from grader.tamper import suspicious
 from workshop.data import sha256sum
 
-OUTCOMES = ("graded", "tampering suspected", "timed out", "crashed", "resource limit", "malformed notebook",
-            "wrong assignment")
-NOT_RUN = ("malformed notebook", "wrong assignment")
+NOT_RUN = ("malformed notebook", "wrong assignment", "refused")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                     "TF_NUM_INTEROP_THREADS")
+FORWARDED = ("KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "WORKSHOP_DATA_DIR")  # of the grader's variables, only these
+CODE = [*sorted((REPO / "workshop").glob("*.py")), GRADER / "execute.py", GRADER / "sandbox.py",
+        REPO / "requirements.txt"]
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.MULTILINE | re.DOTALL)
+UNSANDBOXED = "NO SANDBOX (--no-sandbox): student code ran with the grader's rights"
 
 
 @dataclass
@@ -60,45 +65,51 @@ class Result:
 
     student: str
     sha256: str
+    origin: str = ""  # the file or archive entry it came from
     outcome: str = "graded"
     cell: int | None = None
     detail: str = ""
-    notes: list[str] = field(default_factory=list)  # restored test cells, suspected tampering
+    notes: list[str] = field(default_factory=list)  # restored test cells, suspected tampering, id collisions
     seconds: float = 0.0
     score: float = 0.0
     max_score: float = 0.0
     exercises: dict[str, float] = field(default_factory=dict)
+    key: str = ""  # what its execution depended on (see Plan.key)
+    transient: bool = False  # the tool failed, not the submission: never kept, tried again next run
 
 
-def student_id(name: str) -> str:
-    """A folder-safe student id."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip("._") or "unnamed"
+@dataclass(frozen=True)
+class Plan:
+    """How every submission of one run is executed (sent to each worker)."""
+
+    assignment: str
+    course: Path
+    runs: Path
+    limits: Limits
+    environment: dict[str, str]  # the kernel's variables
+    sandboxed: bool = True
+    cgroup: bool = True
+
+    @cached_property
+    def _depends_on(self) -> dict:
+        return {"limits": asdict(self.limits), "environment": self.environment, "sandboxed": self.sandboxed,
+                "cgroup": self.cgroup, "code": [sha256sum(path) for path in CODE],
+                "notebooks": [sha256sum(folder / self.assignment / f"{self.assignment}.ipynb")
+                              for folder in (SOLUTIONS, RELEASE)]}
+
+    def key(self, submission_sha256: str) -> str:
+        """A digest of everything an execution depends on."""
+        parts = {"submission": submission_sha256, **self._depends_on}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def find_submissions(folder: Path, assignment: str) -> dict[str, Path]:
-    """Student id -> submitted notebook, from NAME.ipynb or NAME/ASSIGNMENT.ipynb (or NAME/*.ipynb)."""
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix == ".ipynb":
-            found[student_id(path.stem)] = path
-        elif path.is_dir():
-            inside = [path / f"{assignment}.ipynb", *sorted(path.glob("*.ipynb"))]
-            chosen = next((p for p in inside if p.is_file()), None)
-            if chosen:
-                found[student_id(path.name)] = chosen
-    return found
-
-
-def collect_zip(archive: Path, assignment: str, course: Path) -> dict[str, Path]:
-    """Unpack an LMS download with `nbgrader zip_collect`; returns student id -> collected notebook."""
-    target = course / "downloaded" / assignment / "archive"
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(archive, target / archive.name)
-    with zipfile.ZipFile(archive) as z:  # refuse archives with paths that leave the folder
-        if any(Path(n).is_absolute() or ".." in Path(n).parts for n in z.namelist()):
-            raise SystemExit(f"{archive}: refusing an archive with absolute or '..' paths")
-    nbgrader("zip_collect", assignment, "--force", "--CourseDirectory.submitted_directory=collected", cwd=course)
-    return {p.parent.parent.name: p for p in sorted((course / "collected").glob(f"*/{assignment}/*.ipynb"))}
+def kernel_environment(profile: str, limits: Limits) -> dict[str, str]:
+    """The variables a kernel gets: the profile, a quiet TensorFlow (nbgrader gives 0 to a test cell with output on
+    stderr), each kernel's share of the cores (parallel kernels that each spread over every core slow each other
+    down), and the FORWARDED variables the grader has set."""
+    environment = {"WORKSHOP_PROFILE": profile, "TF_CPP_MIN_LOG_LEVEL": "3",
+                   **dict.fromkeys(THREAD_VARIABLES, str(limits.threads))}
+    return environment | {k: os.environ[k] for k in FORWARDED if k in os.environ}
 
 
 def test_cells(nb) -> dict[str, str]:
@@ -141,20 +152,27 @@ def _take_slot(slots) -> None:
     _slot = slots.get()
 
 
-def execute_one(assignment: str, student: str, submitted: Path, course: Path, runs: Path, limits: Limits,
-                hidden: list[Path]) -> Result:
-    """Check, sanitize (nbgrader) and execute one submission in the sandbox; save the executed notebook."""
-    try:
-        return _execute(assignment, student, submitted, course, runs, limits, hidden)
-    except Exception as error:  # noqa: BLE001 - one broken submission must not stop the class
-        why = f"grading failed: {type(error).__name__}: {error}"
-        return Result(student, sha256sum(submitted), "crashed", None, why)
+def execute_one(plan: Plan, submission: Submission, key: str) -> Result:
+    """Check, sanitize (nbgrader) and execute one submission in the sandbox; save the executed notebook.
+    A failure of the tool's own is tried once more, then reported as transient (not kept)."""
+    for attempt in (1, 2):
+        try:
+            result = _execute(plan, submission)
+        except Exception as error:  # noqa: BLE001 - one broken submission must not stop the class
+            result = Result(submission.student, sha256sum(submission.path), outcome="crashed", transient=True,
+                            detail=f"grading failed: {type(error).__name__}: {error}")
+        if not result.transient:
+            break
+        result.detail += f" (attempt {attempt} of 2; not kept, a new run tries again)"
+    result.origin, result.key, result.notes = submission.origin, key, [*submission.notes, *result.notes]
+    return result
 
 
-def _execute(assignment, student, submitted, course, runs, limits, hidden) -> Result:
-    result = Result(student, sha256sum(submitted))
+def _execute(plan: Plan, submission: Submission) -> Result:
+    assignment, student = plan.assignment, submission.student
+    result = Result(student, sha256sum(submission.path))
     try:
-        nb = nbformat.read(submitted, as_version=4)
+        nb = nbformat.read(submission.path, as_version=4)
         nbformat.validate(nb)
     except Exception as error:  # noqa: BLE001 - any unreadable file is a malformed notebook
         result.outcome, result.detail = "malformed notebook", f"{type(error).__name__}: {str(error)[:200]}"
@@ -166,10 +184,10 @@ def _execute(assignment, student, submitted, course, runs, limits, hidden) -> Re
         return result
     tampering = suspicious(nb, release)
     checked = nbformat.from_dict(nb)  # as submitted, with re-pointed test cells' metadata restored
-    resources = {"nbgrader": {"db_url": f"sqlite:///{course / 'gradebook.db'}", "assignment": assignment,
+    resources = {"nbgrader": {"db_url": f"sqlite:///{plan.course / 'gradebook.db'}", "assignment": assignment,
                               "notebook": assignment, "student": student}}
-    with tempfile.TemporaryDirectory(prefix=f"grade-{student}-") as work:
-        resources["metadata"] = {"path": work}
+    with tempfile.TemporaryDirectory(prefix="grade-") as sockets:
+        resources["metadata"] = {"path": sockets}
         try:
             for step in (ClearOutput(), DeduplicateIds(), OverwriteKernelspec(), OverwriteCells(add_missing_cells=True),
                          CheckCellMetadata()):
@@ -178,21 +196,22 @@ def _execute(assignment, student, submitted, course, runs, limits, hidden) -> Re
             result.outcome, result.detail = "malformed notebook", f"nbgrader: {str(error)[:200]}"
             return result
         uid = FIRST_UID + _slot if os.geteuid() == 0 else None
-        # grading runs the quick profile unless told otherwise; TensorFlow's start-up log would land on stderr,
-        # and nbgrader gives 0 to a test cell with output on stderr
-        environment = {"WORKSHOP_PROFILE": os.environ.get("WORKSHOP_PROFILE", "quick"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-        # parallel kernels that each spread over every core slow each other down: give each its share
-        environment |= dict.fromkeys(THREAD_VARIABLES, str(limits.threads))
-        executor = SandboxedExecute(Path(work), limits, hidden, uid=uid, environment=environment)
+        executor = SandboxedExecute(Path(sockets), plan.limits, plan.runs / f"{student}.log", uid=uid,
+                                    environment=plan.environment, sandboxed=plan.sandboxed, cgroup=plan.cgroup)
         nb, _ = executor.preprocess(nb, resources)
-    nbformat.write(checked, runs / f"{student}.submitted.ipynb")
     run = executor.run
     result.outcome, result.cell, result.detail, result.seconds = run.outcome, run.cell, run.detail, run.seconds
+    result.transient = run.transient
+    if run.outcome == "crashed":
+        result.detail += f"; the kernel's own output is in runs/{student}.log"
+    if result.transient:
+        return result
+    nbformat.write(checked, plan.runs / f"{student}.submitted.ipynb")
     if tampering:
         result.notes += [f"tampering suspected: {finding}" for finding in tampering]
         if run.outcome == "graded":
             result.outcome, result.detail = "tampering suspected", "score set to 0 for review; see notes"
-    nbformat.write(nb, runs / f"{student}.ipynb")
+    nbformat.write(nb, plan.runs / f"{student}.ipynb")
     return result
 
 
@@ -227,10 +246,10 @@ def write_course(course: Path, assignment: str, runs: Path) -> None:
     """A private nbgrader course: the source notebook, the gradebook, and configuration for our steps."""
     (course / "source" / assignment).mkdir(parents=True, exist_ok=True)
     shutil.copy2(SOLUTIONS / assignment / f"{assignment}.ipynb", course / "source" / assignment)
-    steps = ["grader.grade.LoadExecuted", "nbgrader.preprocessors.IgnorePattern",
-             "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
-             "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
-             "nbgrader.preprocessors.CheckCellMetadata"]
+    steps = ["grader.grade.LoadExecuted", "nbconvert.preprocessors.sanitize.SanitizeHTML",
+             "nbgrader.preprocessors.IgnorePattern", "nbconvert.preprocessors.ClearMetadataPreprocessor",
+             "nbgrader.preprocessors.LimitOutput", "nbgrader.preprocessors.SaveAutoGrades",
+             "nbgrader.preprocessors.AssignLatePenalties", "nbgrader.preprocessors.CheckCellMetadata"]
     feedback = ["nbgrader.preprocessors.GetGrades", "grader.grade.HideTests",
                 "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
     (course / "nbgrader_config.py").write_text(
@@ -238,9 +257,8 @@ def write_course(course: Path, assignment: str, runs: Path) -> None:
         f"c.CourseDirectory.root = {str(course)!r}\n"
         f"c.CourseDirectory.course_id = {assignment!r}\n"
         "c.CourseDirectory.ignore = ['.ipynb_checkpoints', '__pycache__']\n"
-        "c.ZipCollectApp.collector_plugin = 'nbgrader.plugins.FileNameCollectorPlugin'\n"
-        "c.FileNameCollectorPlugin.named_regexp = "
-        r"r'^.*/(?P<student_id>[^_/]+)_(?:[^/]*_)?(?P<file_id>[^/_]+\.ipynb)$'" "\n"
+        "c.HTMLExporter.sanitize_html = True  # feedback and formgrader: no live markup in outputs\n"
+        "c.HTMLExporter.filters = {'markdown2html': 'grader.reports.safe_markdown2html'}  # nor in Markdown\n"
         f"c.Autograde.autograde_preprocessors = {steps!r}\n"
         "c.Autograde.create_student = True\n"
         "c.OverwriteCells.add_missing_cells = True\n"
@@ -280,100 +298,57 @@ def scores(course: Path, assignment: str) -> dict[str, tuple[float, float, dict[
     return found
 
 
-def histogram_png(values: list[float], most: float, title: str) -> str:
-    """A small histogram as a base64 PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(3.2, 2.2))
-    ax.hist(values, bins=max(int(most), 1) + 1, range=(0, most + 1e-9) if most else None, color="#4477aa")
-    ax.set(title=title, xlabel="points", ylabel="students")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def summarise(results: list[Result], out: Path, assignment: str) -> str:
-    """Write grades.csv, summary.txt and summary.html; return the text summary."""
-    exercises = sorted({e for r in results for e in r.exercises})
-    with open(out / "grades.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", "score", "max_score", "outcome", "cell", "detail", "notes", *exercises])
-        for r in results:
-            writer.writerow([r.student, r.score, r.max_score, r.outcome, "" if r.cell is None else r.cell, r.detail,
-                             "; ".join(r.notes), *(r.exercises.get(e, 0.0) for e in exercises)])
-    counts = {o: sum(r.outcome == o for r in results) for o in OUTCOMES}
-    lines = [f"{assignment}: {len(results)} submissions; " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)]
-    width = max((len(r.student) for r in results), default=7)
-    for r in results:
-        where = f" in cell {r.cell}" if r.cell is not None else ""
-        why = f" ({r.detail})" if r.detail else ""
-        notes = f"; {'; '.join(r.notes)}" if r.notes else ""
-        lines.append(f"  {r.student:<{width}} {r.score:5.1f} / {r.max_score:4.1f}  {r.outcome}{where}{why}{notes}")
-    text = "\n".join(lines)
-    (out / "summary.txt").write_text(text + "\n")
-    most = {e: max((r.exercises.get(e, 0.0) for r in results), default=0.0) for e in exercises}
-    figures = "".join(
-        f'<img alt="{html.escape(e)}" src="data:image/png;base64,'
-        f'{histogram_png([r.exercises.get(e, 0.0) for r in results], most[e], e)}">'
-        for e in exercises
-    )
-    rows = "".join(
-        f"<tr><td>{html.escape(r.student)}</td><td>{r.score:g} / {r.max_score:g}</td><td>{html.escape(r.outcome)}</td>"
-        f"<td>{'' if r.cell is None else r.cell}</td><td>{html.escape(r.detail)}</td>"
-        f"<td>{html.escape('; '.join(r.notes))}</td></tr>"
-        for r in results
-    )
-    (out / "summary.html").write_text(
-        f"<!doctype html><meta charset='utf-8'><title>{html.escape(assignment)}</title>"
-        f"<h1>{html.escape(assignment)}</h1><p>{html.escape(lines[0])}</p><div>{figures}</div>"
-        "<table border=1 cellpadding=4><tr><th>student</th><th>score</th><th>outcome</th><th>cell</th>"
-        f"<th>detail</th><th>notes</th></tr>{rows}</table>\n"
-    )
-    return text
-
-
 def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_count() or 1,
-          limits: Limits | None = None, progress: bool = True, fresh: bool = False) -> list[Result]:
+          limits: Limits | None = None, progress: bool = True, fresh: bool = False, profile: str = "quick",
+          confinement: Confinement | None = None) -> list[Result]:
     """Grade every submission of `assignment`; results and reports go to `out`.
 
-    Submissions executed by an earlier run (same file, same sha256) are not executed again unless `fresh`."""
+    Executions of an earlier run are reused where nothing they depend on changed (Plan.key), unless `fresh`.
+    `confinement` None probes the machine (capabilities()); Confinement.none() grades without a sandbox."""
     workers = max(1, workers)
     limits = limits or Limits()
     if not limits.threads:
         limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
+    confinement = confinement or capabilities()
     out, submissions = out.resolve(), submissions.resolve()
     course, runs = out / "course", out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     write_course(course, assignment, runs)
-    found = collect_zip(submissions, assignment, course) if submissions.suffix == ".zip" else \
+    found = collect_zip(submissions, assignment, out / "unpacked") if submissions.suffix == ".zip" else \
         find_submissions(submissions, assignment)
-    hidden = [SOLUTIONS, REPO / ".git", GRADER, out, submissions]
+    plan = Plan(assignment, course, runs, limits, kernel_environment(profile, limits), confinement.sandboxed,
+                confinement.cgroup > 0)
     results: dict[str, Result] = {}
     todo = []
-    for student, path in found.items():
-        record = runs / f"{student}.json"
+    for submission in found:
+        if submission.refused:
+            results[submission.student] = Result(submission.student, "", submission.origin, "refused",
+                                                 detail=submission.refused, notes=submission.notes)
+            continue
+        key = plan.key(sha256sum(submission.path))
+        record = runs / f"{submission.student}.json"
         done = json.loads(record.read_text()) if record.exists() and not fresh else None
-        if done and done["sha256"] == sha256sum(path):
-            results[student] = Result(**done)
+        if done and done.get("key") == key:
+            results[submission.student] = Result(**done)
         else:
-            todo.append((student, path))
+            todo.append((submission, key))
     slots = multiprocessing.get_context().Queue()
     for slot in range(workers):
         slots.put(slot)
     with ProcessPoolExecutor(max_workers=workers, initializer=_take_slot, initargs=(slots,)) as pool:
-        futures = [pool.submit(execute_one, assignment, s, p, course, runs, limits, hidden) for s, p in todo]
+        futures = [pool.submit(execute_one, plan, submission, key) for submission, key in todo]
         for future in tqdm(as_completed(futures), total=len(futures), desc=f"grading {assignment}", unit="notebook",
                            disable=not progress):
             result = future.result()
-            (runs / f"{result.student}.json.part").write_text(json.dumps(asdict(result)))
-            os.replace(runs / f"{result.student}.json.part", runs / f"{result.student}.json")
             results[result.student] = result
-    executed = [s for s, r in results.items() if (runs / f"{s}.ipynb").exists() and r.outcome not in NOT_RUN]
+            record = runs / f"{result.student}.json"
+            if result.transient:
+                record.unlink(missing_ok=True)
+            else:
+                record.with_suffix(".part").write_text(json.dumps(asdict(result)))
+                os.replace(record.with_suffix(".part"), record)
+    executed = [s for s, r in results.items() if (runs / f"{s}.ipynb").exists() and r.outcome not in NOT_RUN
+                and not r.transient]
     shutil.rmtree(course / "submitted", ignore_errors=True)
     for student in executed:
         target = course / "submitted" / student / assignment
@@ -406,22 +381,46 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("assignment")
-    parser.add_argument("submissions", type=Path, help="folder of notebooks, or an LMS zip download")
+    parser = argparse.ArgumentParser(
+        prog="python -m grader.grade", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Grade every submission of one assignment, each in a sandbox, in parallel, resumably.",
+        epilog="outcomes:\n" + "\n".join(f"  {o:<20} {why}" for o, why in OUTCOMES.items()) +
+               "\n\nResults go to OUT: grades.csv, summary.txt and summary.html, feedback/STUDENT.html, nbgrader's "
+               "course\n(gradebook.db; formgrader reviews it) and runs/ (the executions, reused by the next run).")
+    parser.add_argument("assignment", help="the assignment: a folder of solutions/, such as 01-backprop")
+    parser.add_argument("submissions", type=Path, help="a folder of notebooks (NAME.ipynb or NAME/ASSIGNMENT.ipynb), "
+                        "or an LMS zip download (STUDENT_..._ASSIGNMENT.ipynb entries)")
     parser.add_argument("--out", type=Path, help="where results go (default: graded/ASSIGNMENT)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel kernels (default: cores)")
-    parser.add_argument("--cell-timeout", type=int, default=Limits.cell_seconds)
-    parser.add_argument("--memory", type=int, default=Limits.memory_mb, help="MB per submission")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="kernels run in parallel (default: %(default)s, one per core)")
+    parser.add_argument("--profile", choices=("quick", "full"), default="quick",
+                        help="the notebooks' profile (default: %(default)s; WORKSHOP_PROFILE is not read)")
+    parser.add_argument("--cell-timeout", type=int, default=Limits.cell_seconds,
+                        help="seconds one cell may run (default: %(default)s)")
+    parser.add_argument("--wall", type=int, default=Limits.wall_seconds,
+                        help="seconds the whole notebook may run (default: %(default)s)")
+    parser.add_argument("--memory", type=int, default=Limits.memory_mb,
+                        help="MB of memory per submission, files in memory included (default: %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="execute every submission again, even if done before")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run student code WITHOUT a sandbox, with your rights (only where bubblewrap cannot "
+                             "run; every report then says so)")
     args = parser.parse_args(argv)
-    missing = {k: v for k, v in capabilities().items() if v}
-    print("Sandbox: every limit enforced." if not missing else
-          "Sandbox: NOT enforced here: " + "; ".join(f"{k} ({v})" for k, v in missing.items()), flush=True)
-    limits = Limits(cell_seconds=args.cell_timeout, memory_mb=args.memory)
+    if args.no_sandbox:
+        confinement = Confinement.none(UNSANDBOXED)
+    else:
+        confinement = capabilities()
+        broken = confinement.broken()
+        if broken:
+            print(f"Refusing to grade: {broken}\nFix that, or grade with --no-sandbox (student code then runs "
+                  "with your rights).", file=sys.stderr)
+            return 2
+    print(confinement.summary(), flush=True)
+    limits = Limits(cell_seconds=args.cell_timeout, wall_seconds=args.wall, memory_mb=args.memory)
     out = args.out or REPO / "graded" / args.assignment
-    results = grade(args.assignment, args.submissions, out, args.workers, limits, fresh=args.fresh)
-    print(summarise(results, out, args.assignment))
+    results = grade(args.assignment, args.submissions, out, args.workers, limits, fresh=args.fresh,
+                    profile=args.profile, confinement=confinement)
+    print(summarise(results, out, args.assignment, confinement.summary()))
     print(f"Gradebook, grades.csv, summary.html and feedback/ in {out}")
     return 0
 

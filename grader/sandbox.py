@@ -1,34 +1,60 @@
-"""A sandbox for the kernel that runs one student's code: python -m grader.sandbox [OPTIONS] -- COMMAND ...
+"""The sandbox around the kernel that runs one student's code: bubblewrap for isolation, a cgroup for limits.
 
-Only the kernel is sandboxed; nbgrader and the code that reads its outputs run outside, so nothing a student
-writes can forge a grade. On Linux the sandbox
-- sets resource limits (CPU seconds, address space, file size, open files, no core dumps; processes where the
-  kernel runs under a user id of its own, that is when the grader runs as root);
-- runs the kernel in new user, mount, network and PID namespaces: no network but its own loopback (the kernel
-  talks to the grader over Unix sockets), every inherited mount read-only, fresh empty /tmp, /var/tmp, /dev/shm
-  and HOME, the hidden paths (solutions, gradebook, other submissions) covered by empty directories, only the
-  submission's own folder writable, and every process it starts killed with it.
-Memory (resident set), the notebook's output size and wall-clock time are watched from outside (grader.execute).
-`capabilities()` says which of these this machine can enforce; the grading tool prints what it cannot.
+    python -m grader.sandbox run [OPTIONS] -- KERNEL-COMMAND ...   start a kernel confined (grader.execute does)
+    python -m grader.sandbox lock PID PATH                         make PATH read-only inside PID's sandbox
+    python -m grader.sandbox probe                                 what this machine enforces, found by trying
+
+Inside, the kernel has (see `bwrap_arguments`):
+- an allowlist filesystem: an empty root with read-only binds of /usr, a few files of /etc (its own passwd, group
+  and hosts), the Python environment, the helper package and data/; nothing else of the repository (solutions/,
+  .git, grader/, results), of any home, or of other submissions;
+- a fresh /proc and a minimal /dev; size-limited tmpfs at /work (its folder and HOME), /tmp and /dev/shm as the
+  only writable places, beside the folder of its sockets, which grader.execute locks read-only once the kernel
+  has bound them, before any student code runs;
+- new user, PID, IPC, UTS, network (its own loopback, no route out) and cgroup namespaces, no capabilities,
+  no_new_privs, no further user namespaces, uid 1000; outside, when the grader is root, an unprivileged uid of its
+  own (FIRST_UID + worker);
+- a cleared environment: BASE_ENVIRONMENT and what the grader passes; --die-with-parent and --new-session.
+Memory (anonymous, memfd, tmpfs and SysV alike), processes and CPU time are limited by a cgroup (v2, or the v1
+memory, pids and cpuacct controllers) where one can be made; elsewhere grader.execute polls /proc, which misses
+memory that no process maps. `capabilities()` runs the real confinement once and reports what holds.
 """
 
 import argparse
 import ctypes
+import json
 import os
 import re
-import resource  # POSIX only: the grading tool runs on Linux (every protection) and macOS (some; it says which)
+import resource  # POSIX only; the sandbox itself needs Linux (capabilities() says so elsewhere)
+import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+import time
+from dataclasses import dataclass, field
 from functools import cache
+from glob import glob
 from pathlib import Path
 
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+REPO = Path(__file__).resolve().parent.parent
+WORK = "/home/student"
+INSIDE_UID = 1000
+FIRST_UID = 61000  # the kernels of worker k run as user FIRST_UID + k when the grader is root
+BWRAP_VERSION = (0, 8, 0)  # the first with --disable-userns
+CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG = 1
-SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
-FIRST_UID = 61000  # kernels of worker k run as user FIRST_UID + k when the grader is root
+TOP_LINKS = ("/bin", "/lib", "/lib32", "/lib64", "/sbin")  # symbolic links into /usr on merged-/usr systems
+ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/fonts")
+SYS = ("/sys/block", "/sys/bus", "/sys/class", "/sys/dev", "/sys/devices")  # as Flatpak: CPU and GPU topology
+BASE_ENVIRONMENT = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": WORK, "PWD": WORK,
+                    "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
+                    "MPLCONFIGDIR": f"{WORK}/.config/matplotlib"}
+NAMESPACE_FIX = ("bubblewrap cannot create user namespaces here. Allow them: "
+                 "`sysctl -w kernel.unprivileged_userns_clone=1` (Debian before 12), "
+                 "`sysctl -w user.max_user_namespaces=15000`, on Ubuntu 23.10+ "
+                 "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`; in Docker, run with "
+                 "--security-opt seccomp=unconfined --security-opt apparmor=unconfined")
 
 
 @dataclass(frozen=True)
@@ -36,22 +62,26 @@ class Limits:
     """What one submission may use."""
 
     cpu_seconds: int = 600
-    memory_mb: int = 4096  # resident memory of all its processes together
+    memory_mb: int = 4096  # all its memory: processes, memfd, tmpfs files, SysV segments
     processes: int = 512  # processes and threads, counted together as Linux does
     output_mb: int = 32  # the notebook's outputs, and any one file it writes
+    disk_mb: int = 1024  # each writable folder: /work, /tmp, /dev/shm
     cell_seconds: int = 300
     wall_seconds: int = 900  # the whole notebook
     threads: int = 0  # threads of the maths libraries (BLAS, PyTorch, TensorFlow); 0: the cores shared by the workers
 
-    def rlimits(self) -> dict[int, int]:
-        """The setrlimit values; address space gets twice the memory limit (libraries reserve more than they use)."""
-        return {
+    def rlimits(self, cgroup: bool) -> dict[int, int]:
+        """setrlimit values. Without a cgroup the address space is capped too, at twice the memory limit
+        (libraries reserve more than they use); with one the cgroup counts what is really used."""
+        limits = {
             resource.RLIMIT_CPU: self.cpu_seconds + 30,  # a backstop: the grader stops it at cpu_seconds
-            resource.RLIMIT_AS: 2 * self.memory_mb << 20,
             resource.RLIMIT_FSIZE: self.output_mb << 20,
             resource.RLIMIT_NOFILE: 1024,
             resource.RLIMIT_CORE: 0,
         }
+        if not cgroup:
+            limits[resource.RLIMIT_AS] = 2 * self.memory_mb << 20
+        return limits
 
 
 def _libc():
@@ -73,202 +103,523 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     _check(_libc().mount(encode(source), encode(target), encode(fstype), flags, encode(data)), f"mount {target}")
 
 
-def _mount_points() -> list[str]:
-    """Every mount point of this namespace (mountinfo writes a space in a path as \\040)."""
-    def unescape(match: re.Match) -> str:
-        return chr(int(match.group(1), 8))
+class Cgroup:
+    """A cgroup for one sandbox: the kernel's own accounting of memory (anonymous, memfd, tmpfs, SysV), processes
+    and CPU time. v2 where the unified hierarchy offers the controllers, else the v1 memory, pids and cpuacct
+    hierarchies, each under the grader's own cgroup."""
 
-    return [re.sub(r"\\(\d{3})", unescape, line.split()[4]) for line in Path("/proc/self/mountinfo").open()]
+    V2 = Path("/sys/fs/cgroup")
+    V1 = {"memory": Path("/sys/fs/cgroup/memory"), "pids": Path("/sys/fs/cgroup/pids"),
+          "cpuacct": Path("/sys/fs/cgroup/cpuacct")}
 
+    def __init__(self, folders: dict[str, Path], version: int):
+        self.folders, self.version = folders, version
 
-def _bind(fd: int, target: str, flags: int) -> None:
-    """Mount the directory open as `fd` at `target` (created if needed) with mount flags `flags`."""
-    os.makedirs(target, exist_ok=True)
-    _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
-    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | flags)
+    @staticmethod
+    def own(controller: str) -> str:
+        """The grader's cgroup path in a v1 hierarchy ("" for v2), from /proc/self/cgroup."""
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            if controller in names.split(","):
+                return path.lstrip("/")
+        return ""
 
-
-def isolate_filesystem(workdir: Path, hidden: list[Path], keep: list[Path]) -> list[str]:
-    """In a fresh mount namespace: everything read-only, scratch dirs and hidden paths empty, workdir writable.
-
-    `keep` (the Python environment, the repository) stays visible, read-only, even where it lies in a scratch
-    dir such as /tmp. Returns the mount points that could not be made read-only."""
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    scratch = [path for path in SCRATCH if os.path.isdir(path)]
-    under_scratch = [p for p in keep if any(p.is_relative_to(s) for s in scratch)]
-    folders = {str(p): os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in [*under_scratch, workdir]}
-    stubborn = []
-    for point in _mount_points():
-        if point.startswith("/proc") or point.startswith("/sys"):
-            continue
+    @classmethod
+    def create(cls, name: str, limits: Limits) -> "Cgroup":
+        """Make the cgroup and set its limits; OSError (with the reason) where this machine does not allow it."""
+        if (cls.V2 / "cgroup.controllers").exists():
+            parent = cls.V2 / "workshop-grader"
+            for folder in (cls.V2, parent):
+                folder.mkdir(exist_ok=True)
+                (folder / "cgroup.subtree_control").write_text("+memory +pids +cpu")
+            group = cls(dict.fromkeys(("memory", "pids", "cpu"), parent / name), 2)
+        else:
+            group = cls({c: root / cls.own(c) / name for c, root in cls.V1.items()}, 1)
+        made = []
         try:
-            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+            for folder in dict.fromkeys(group.folders.values()):
+                folder.mkdir()
+                made.append(folder)
+            memory = str(limits.memory_mb << 20)
+            if group.version == 2:
+                group._write("memory", "memory.max", memory)
+                group._write("memory", "memory.swap.max", "0", optional=True)
+                group._write("pids", "pids.max", str(limits.processes))
+            else:
+                group._write("memory", "memory.limit_in_bytes", memory)
+                group._write("memory", "memory.memsw.limit_in_bytes", memory, optional=True)  # no swapping out
+                group._write("pids", "pids.max", str(limits.processes))
         except OSError:
-            try:  # a mount with locked nosuid/nodev flags only accepts them being kept
-                _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+            for folder in made:
+                folder.rmdir()
+            raise
+        return group
+
+    def _write(self, controller: str, name: str, value: str, optional: bool = False) -> None:
+        path = self.folders[controller] / name
+        if optional and not path.exists():
+            return
+        path.write_text(value)
+
+    def _counter(self, controller: str, name: str, key: str) -> int:
+        """A value from a flat keyed file such as memory.events ("oom_kill 1")."""
+        try:
+            for line in (self.folders[controller] / name).read_text().splitlines():
+                parts = line.split()
+                if parts[:1] == [key]:
+                    return int(parts[1])
+        except OSError:
+            pass
+        return 0
+
+    def paths(self) -> list[str]:
+        return list(dict.fromkeys(map(str, self.folders.values())))
+
+    def cpu_seconds(self) -> float:
+        if self.version == 2:
+            return self._counter("cpu", "cpu.stat", "usage_usec") / 1e6
+        try:
+            return int((self.folders["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+        except OSError:
+            return 0.0
+
+    def out_of_memory(self) -> bool:
+        """Whether the kernel's OOM killer has acted in this cgroup."""
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        return self._counter("memory", name, "oom_kill") > 0
+
+    def out_of_processes(self) -> bool:
+        """Whether a fork or a new thread was refused for reaching pids.max."""
+        return self._counter("pids", "pids.events", "max") > 0
+
+    def pids(self) -> list[int]:
+        found = set()
+        for folder in self.paths():
+            try:
+                found.update(int(p) for p in (Path(folder) / "cgroup.procs").read_text().split())
             except OSError:
-                stubborn.append(point)
-    for path in scratch:
-        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
-    for path in under_scratch:
-        _bind(folders[str(path)], str(path), MS_RDONLY)
-    for path in map(str, hidden):
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-        elif os.path.exists(path):
-            _mount("/dev/null", path, None, MS_BIND)
-    _bind(folders[str(workdir)], str(workdir), 0)
-    for fd in folders.values():
+                pass
+        return sorted(found)
+
+    def remove(self) -> None:
+        """Kill whatever is left in it, then remove it."""
+        deadline = time.monotonic() + 10
+        for folder in self.paths():
+            while Path(folder).exists():
+                for pid in self.pids():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                try:
+                    Path(folder).rmdir()
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
+
+
+def python_paths() -> list[str]:
+    """The Python installation and environment the kernel needs (outermost folders only)."""
+    paths = sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix})
+    return [p for p in paths if not any(p != q and Path(p).is_relative_to(q) for q in paths)]
+
+
+def readable_paths(extra: list[str] = ()) -> list[str]:
+    """Everything bound read-only besides the system: Python, the helper package, data/, and `extra`."""
+    data = os.environ.get("WORKSHOP_DATA_DIR")
+    wanted = [*python_paths(), str(REPO / "workshop"), str(REPO / "data"), *([data] if data else []), *extra]
+    return [p for p in dict.fromkeys(wanted) if os.path.exists(p)]
+
+
+def _etc_files() -> dict[str, str]:
+    """Files of /etc the sandbox gets instead of the host's."""
+    return {
+        "/etc/passwd": f"root:x:0:0::/:/usr/sbin/nologin\nstudent:x:{INSIDE_UID}:{INSIDE_UID}::{WORK}:/bin/sh\n"
+                       "nobody:x:65534:65534::/:/usr/sbin/nologin\n",
+        "/etc/group": f"root:x:0:\nstudent:x:{INSIDE_UID}:\nnogroup:x:65534:\n",
+        "/etc/hosts": "127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n",
+        "/etc/nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+    }
+
+
+def _data_fd(text: str) -> int:
+    """A pipe holding `text`, for bwrap's --ro-bind-data."""
+    read, write = os.pipe()
+    os.write(write, text.encode())
+    os.close(write)
+    os.set_inheritable(read, True)
+    return read
+
+
+def bwrap_arguments(sockets: str, environment: dict[str, str], disk_mb: int, readable: list[str]) -> list[str]:
+    """The bwrap command line, up to the command itself."""
+    args = ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-net", "--unshare-uts",
+            "--unshare-cgroup-try", "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID), "--hostname", "sandbox", "--clearenv"]
+    for key, value in {**BASE_ENVIRONMENT, **environment}.items():
+        args += ["--setenv", key, value]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for path in TOP_LINKS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for path in (*ETC, *SYS):
+        args += ["--ro-bind-try", path, path]
+    for path, text in _etc_files().items():
+        args += ["--ro-bind-data", str(_data_fd(text)), path]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for device in sorted(glob("/dev/nvidia*") + glob("/dev/dri")):  # GPUs, where there are any
+        args += ["--dev-bind", device, device]
+    size = str(disk_mb << 20)  # the writable folders first, so that binds below them (a repository in /tmp) stay
+    args += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp", "--perms", "1777", "--size", size, "--tmpfs",
+             "/dev/shm", "--perms", "0700", "--size", size, "--tmpfs", WORK, "--dir", f"{WORK}/.config"]
+    for path in readable:
+        args += ["--ro-bind", path, path]
+    args += ["--bind", sockets, sockets, "--chdir", WORK, "--remount-ro", "/"]
+    return args
+
+
+def _closed(path: str) -> Path | None:
+    """The outermost folder above `path` that other users cannot enter, if any."""
+    return next((p for p in reversed(Path(path).parents) if p != Path("/") and not p.stat().st_mode & 0o001), None)
+
+
+def _expose(paths: list[str]) -> None:
+    """For an unprivileged uid, in a mount namespace of this process alone: cover each closed folder above
+    `paths` (such as /root) with an empty one and put the paths back, read-only."""
+    tops = {p: _closed(p) for p in paths}
+    if not any(tops.values()):
+        return
+    _check(_libc().unshare(CLONE_NEWNS), "unshare")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    kept = {p: os.open(p, os.O_PATH) for p, top in tops.items() if top}
+    for top in sorted({str(t) for t in tops.values() if t}):
+        _mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    for path, fd in kept.items():
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(path, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            Path(path).touch()
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
         os.close(fd)
-    return stubborn
 
 
-@cache
-def capabilities() -> dict[str, str]:
-    """For each protection: "" where this machine enforces it, else why not. Probed once, in a child process."""
-    protections = ["cpu", "memory", "processes", "output", "wall-clock", "network", "filesystem"]
-    if sys.platform != "linux":
-        # no namespaces or resource limits there (the kernel is not sandboxed), and no /proc for the watchdog:
-        # only the output size and the time limits, which the grader measures itself, still apply
-        return {p: "" if p in ("output", "wall-clock") else f"not on {sys.platform}" for p in protections}
-    found = dict.fromkeys(protections, "")
-    if os.geteuid() != 0:
-        found["processes"] = "needs root (a user id of its own per kernel)"
-    probe = subprocess.run(
-[sys.executable, __file__, "--probe"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        why = (probe.stderr.strip().splitlines() or ["unknown"])[-1]
-        found["network"] = found["filesystem"] = f"namespaces unavailable ({why})"
-    return found
+def bwrap() -> str:
+    """The bubblewrap program: $WORKSHOP_BWRAP, else bwrap on PATH."""
+    return os.environ.get("WORKSHOP_BWRAP") or shutil.which("bwrap") or "bwrap"
 
 
-def _write_maps(pid: int, uid: int | None) -> None:
-    """From outside: map the child's root (root only) and the kernel's user id into its user namespace."""
-    me, group = os.geteuid(), os.getegid()
-    if me == 0 and uid is not None:
-        users, groups = f"0 0 1\n{uid} {uid} 1", f"0 0 1\n{uid} {uid} 1"
-    else:
-        Path(f"/proc/{pid}/setgroups").write_text("deny")
-        users, groups = f"{me} {me} 1", f"{group} {group} 1"
-    Path(f"/proc/{pid}/uid_map").write_text(users)
-    Path(f"/proc/{pid}/gid_map").write_text(groups)
-
-
-def expose(paths: list[str]) -> None:
-    """Make `paths` (the Python installation) reachable for an unprivileged kernel under closed parents."""
-    for path in map(Path, paths):
-        closed = [p for p in reversed(path.parents) if p != Path("/") and not p.stat().st_mode & 0o001]
-        if not closed:
-            continue
-        keep = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        _mount("tmpfs", str(closed[0]), "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-        os.makedirs(path, exist_ok=True)
-        _mount(f"/proc/self/fd/{keep}", str(path), None, MS_BIND)
-        _mount(None, str(path), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-        os.close(keep)
-
-
-def loopback_up() -> None:
-    """Bring up the new network namespace's loopback, so code may talk to itself (a local Dask cluster) but to
-    nothing else."""
-    import fcntl
-    import socket
-    import struct
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH22x", b"lo", 0))[:18])[1]  # get
-        fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))  # set IFF_UP
-
-
-def _confine(args) -> None:
-    """Inside the new namespaces: loopback, the filesystem view, then the limits and the kernel's own user id."""
+def run(args) -> None:
+    """The launcher: join the cgroup, set the limits, leave root for the kernel's own uid, then exec bwrap."""
+    for folder in args.cgroup:
+        (Path(folder) / "cgroup.procs").write_text(str(os.getpid()))
     limits = Limits(cpu_seconds=args.cpu, memory_mb=args.memory, processes=args.processes, output_mb=args.output)
-    loopback_up()
-    keep = {Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parent.parent}  # the repository
-    stubborn = isolate_filesystem(Path(args.workdir), [Path(p) for p in args.hide], sorted(keep))
-    if stubborn:
-        print(f"sandbox: could not make these mounts read-only: {stubborn}", file=sys.stderr)
-    drop = os.geteuid() == 0 and args.uid is not None
-    if drop:
-        expose(sorted({sys.base_prefix, sys.prefix, str(Path(args.command[0]).resolve().parent)}))
-        for path in [Path(args.workdir), *Path(args.workdir).rglob("*")]:
+    for kind, value in limits.rlimits(cgroup=bool(args.cgroup)).items():
+        resource.setrlimit(kind, (value, value))
+    readable = readable_paths(args.readable)
+    if os.geteuid() == 0 and args.uid is not None:
+        _expose(readable)
+        for path in [Path(args.sockets), *Path(args.sockets).iterdir()]:
             os.chown(path, args.uid, args.uid, follow_symlinks=False)
         os.setgroups([])
         os.setgid(args.uid)
         os.setuid(args.uid)
-        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a change of user id clears it
-    for kind, value in limits.rlimits().items():
-        resource.setrlimit(kind, (value, value))
-    if drop:
-        backstop = limits.processes + 64  # above the grader's own check, so a fork bomb always crosses that first
+        backstop = args.processes + 64  # above the cgroup's limit, which grader.execute reports
         resource.setrlimit(resource.RLIMIT_NPROC, (backstop, backstop))
+    environment = dict(setting.split("=", 1) for setting in args.env)
+    command = [bwrap(), *bwrap_arguments(args.sockets, environment, args.disk, readable), "--", *args.command]
+    os.execvp(command[0], command)
 
 
-def _relay(child: int) -> int:
-    """Pass interrupts on to `child`, wait for it and return its exit code."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda number, _: os.kill(child, number))
-    while True:
+def launcher(sockets: str, limits: Limits, uid: int | None = None, cgroup: "Cgroup | None" = None,
+             environment: dict[str, str] | None = None, readable: list[str] = ()) -> list[str]:
+    """The command that starts a kernel in the sandbox; append "--" and the kernel's command line."""
+    command = [sys.executable, __file__, "run", "--sockets", sockets, "--cpu", str(limits.cpu_seconds),
+               "--memory", str(limits.memory_mb), "--processes", str(limits.processes),
+               "--output", str(limits.output_mb), "--disk", str(limits.disk_mb)]
+    if uid is not None:
+        command += ["--uid", str(uid)]
+    for path in cgroup.paths() if cgroup else []:
+        command += ["--cgroup", path]
+    for key, value in (environment or {}).items():
+        command += ["--env", f"{key}={value}"]
+    for path in readable:
+        command += ["--readable", path]
+    return command
+
+
+def lock(pid: int, path: str) -> None:
+    """Remount `path` read-only inside the mount namespace of process `pid` (from outside: the sandbox itself has
+    no capability to undo it)."""
+    libc = _libc()
+    if os.geteuid() != 0:  # the grader owns the sandbox's user namespace, so joining it gives the rights needed
+        with open(f"/proc/{pid}/ns/user") as userns:
+            _check(libc.setns(userns.fileno(), CLONE_NEWUSER), "setns user")
+    with open(f"/proc/{pid}/ns/mnt") as mntns:
+        _check(libc.setns(mntns.fileno(), CLONE_NEWNS), "setns mnt")
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def lock_from_outside(pid: int, path: str) -> None:
+    """`lock` in a fresh process (joining a mount namespace needs a process of one thread)."""
+    result = subprocess.run([sys.executable, __file__, "lock", str(pid), path], capture_output=True, text=True,
+                            timeout=30)
+    if result.returncode != 0:
+        raise OSError(f"could not lock {path} read-only in the sandbox: {result.stderr.strip()[-300:]}")
+
+
+def sandbox_child(pid: int) -> int | None:
+    """The first process inside the sandbox started by bwrap process `pid` (its child), or None."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+PROTECTIONS = ("namespaces", "filesystem", "network", "environment", "memory", "processes", "cpu", "disk",
+               "sockets locked", "helper package")
+VITAL = ("namespaces", "filesystem", "network", "environment", "sockets locked", "helper package")
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What this machine enforces: for each protection "" where it holds, else why not."""
+
+    problems: dict[str, str]
+    cgroup: int = 0  # the cgroup version that holds memory, processes and CPU; 0: none
+    detail: str = ""  # bubblewrap's version, or why it cannot run
+    facts: dict = field(default_factory=dict)  # what the probe saw inside
+
+    @classmethod
+    def none(cls, why: str) -> "Confinement":
+        """No sandbox at all, and why."""
+        return cls(dict.fromkeys(PROTECTIONS, why), detail=why)
+
+    @property
+    def sandboxed(self) -> bool:
+        return not self.problems.get("namespaces")
+
+    def broken(self) -> str:
+        """Why kernels cannot be confined here at all ("" where they can). Memory, processes, CPU and disk are not
+        in it: without a cgroup they are polled from /proc instead, which the summary says."""
+        if not self.sandboxed:
+            return self.detail
+        return "; ".join(f"{k}: {self.problems[k]}" for k in VITAL if self.problems[k])
+
+    def summary(self) -> str:
+        if not self.sandboxed:
+            return f"Sandbox: {self.detail}"
+        missing = {k: v for k, v in self.problems.items() if v}
+        held = f"memory, processes and CPU by cgroup v{self.cgroup}" if self.cgroup else "limits polled from /proc"
+        if not missing:
+            return f"Sandbox: {self.detail}; every protection holds ({held})."
+        return f"Sandbox: {self.detail}; {held}; NOT enforced here: " + "; ".join(
+            f"{k} ({v})" for k, v in missing.items())
+
+
+PROBE_INSIDE = r"""
+import json, os, socket, sys, threading, time
+facts = {"uid": os.getuid(), "pids": len([p for p in os.listdir("/proc") if p.isdigit()]),
+         "environment": sorted(os.environ)}
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+facts["caps"], facts["no_new_privs"] = status["CapEff"].strip(), status["NoNewPrivs"].strip()
+try:
+    import workshop, ipykernel
+    facts["imports"] = ""
+except Exception as error:
+    facts["imports"] = f"{type(error).__name__}: {error}"
+facts["writable"] = []
+for folder in ["/", "/usr", "/etc", sys.prefix, sys.base_prefix]:
+    try:
+        open(os.path.join(folder, "probe"), "w").close()
+        facts["writable"].append(folder)
+    except OSError:
+        pass
+facts["visible"] = [p for p in sys.argv[2:] if os.path.exists(p)]
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=2)
+    facts["network"] = "reached 1.1.1.1"
+except OSError:
+    facts["network"] = ""
+stop, started = threading.Event(), 0
+try:
+    for _ in range(64):
+        threading.Thread(target=stop.wait).start()
+        started += 1
+except RuntimeError:
+    pass
+stop.set()
+facts["threads"] = started
+try:
+    with open("/home/student/fill", "wb") as f:
+        for _ in range(64):
+            f.write(bytes(1 << 20))
+            f.flush()
+    facts["disk"] = "64 MB written"
+except OSError as error:
+    facts["disk"] = ""
+    os.remove("/home/student/fill")
+print(json.dumps(facts), flush=True)
+sys.stdin.readline()  # outside locks the sockets folder meanwhile
+try:
+    open(os.path.join(sys.argv[1], "probe"), "w").close()
+    print(json.dumps({"sockets": "writable"}), flush=True)
+except OSError:
+    print(json.dumps({"sockets": ""}), flush=True)
+hog = []
+while True:
+    hog.append(os.urandom(1) * (16 << 20))
+"""
+
+
+def probe(timeout: float = 60) -> Confinement:
+    """Run the real confinement once on a small script and check what it saw; never waits past `timeout`."""
+    if sys.platform != "linux":
+        why = f"bubblewrap needs Linux, not {sys.platform}"
+        return Confinement.none(why)
+    try:
+        words = subprocess.run([bwrap(), "--version"], capture_output=True, text=True, timeout=10).stdout.split()
+    except (OSError, subprocess.TimeoutExpired) as error:
+        why = f"bubblewrap not found ({error}): install it (`apt-get install bubblewrap`, `dnf install bubblewrap`)"
+        return Confinement.none(why)
+    version = tuple(int(x) for x in re.findall(r"\d+", words[-1])[:3]) if words else ()
+    detail = f"bubblewrap {'.'.join(map(str, version))}"
+    if version < BWRAP_VERSION:
+        why = f"{detail} is too old: 0.8 or newer is needed"
+        return Confinement.none(why)
+    problems = dict.fromkeys(PROTECTIONS, "")
+    limits = Limits(memory_mb=256, processes=32, disk_mb=16)
+    try:
+        group = Cgroup.create(f"workshop-probe-{os.getpid()}", limits)
+    except OSError as error:
+        group = None
+        for key in ("memory", "processes", "cpu"):
+            problems[key] = f"no cgroup can be made here ({error.strerror or error}): polled from /proc instead"
+    sockets = tempfile.mkdtemp(prefix="grade-probe-")
+    hidden = [h for h in (str(REPO / ".git"), str(REPO / "solutions"), str(REPO / "grader"), *glob("/home/*"),
+                          *glob("/root/.*")) if not any(Path(r).is_relative_to(h) for r in readable_paths())]
+    command = [*launcher(sockets, limits, FIRST_UID, group), "--", sys.executable, "-c", PROBE_INSIDE, sockets, *hidden]
+    try:
+        facts, trouble = _run_probe(command, sockets, problems, timeout), ""
+    except (OSError, ValueError, subprocess.TimeoutExpired) as error:
+        facts, trouble = {}, f"the sandbox does not start ({error})"
+        if re.search(r"namespace|uid map|Operation not permitted", trouble):
+            trouble = f"{trouble}. {NAMESPACE_FIX}"
+    oom, limited = (group.out_of_memory(), group.out_of_processes()) if group else (False, False)
+    if group:
+        group.remove()
+    shutil.rmtree(sockets, ignore_errors=True)
+    if trouble:
+        return Confinement.none(f"{detail}: {trouble}")
+    return Confinement(_judge(facts, problems, group, oom, limited), group.version if group else 0, detail, facts)
+
+
+def _run_probe(command: list[str], sockets: str, problems: dict[str, str], timeout: float) -> dict:
+    """Start the probe, lock its sockets folder between its two reports, and return what it reported."""
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        facts = _read_json(process, timeout)
         try:
-            _, status = os.waitpid(child, 0)
-            code = os.waitstatus_to_exitcode(status)
-            return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell reports it
-        except InterruptedError:
-            continue
+            lock_from_outside(sandbox_child(process.pid), sockets)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            problems["sockets locked"] = str(error)
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        facts |= _read_json(process, timeout)
+        process.wait(timeout=timeout)
+        return facts
+    except (OSError, ValueError, subprocess.TimeoutExpired) as error:
+        stderr = process.stderr.read() if process.poll() is not None else ""
+        why = stderr.strip().splitlines()[-1] if stderr.strip() else f"{type(error).__name__}: {error}"
+        raise OSError(why) from error
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
-def _sandboxed(args) -> int:
-    """Runs in the child: enter the namespaces, confine, then start the kernel as PID 1 of the new PID namespace
-    (when it dies, everything it started dies with it)."""
-    _check(_libc().unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare")
-    os.write(args.ready, b"1")
-    os.read(args.mapped, 1)
-    if args.probe:
-        return 0
-    _confine(args)
-    kernel = os.fork()
-    if kernel == 0:
-        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        os.chdir(args.workdir)
-        os.environ.update(HOME=args.workdir, TMPDIR="/tmp", MPLCONFIGDIR=f"{args.workdir}/.matplotlib")
-        os.environ.update(setting.split("=", 1) for setting in args.env)
-        os.execvp(args.command[0], args.command)
-    return _relay(kernel)
+def _read_json(process: subprocess.Popen, timeout: float) -> dict:
+    """One line of JSON from the probe's output, within `timeout` seconds."""
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise subprocess.TimeoutExpired("probe", timeout)
+    line = process.stdout.readline()
+    if not line:
+        raise ValueError("the probe printed nothing")
+    return json.loads(line)
 
 
-def _start(args) -> int:
-    """Fork the sandboxed child, write its user-id maps from outside, and wait for it."""
-    ready_r, ready_w = os.pipe()
-    mapped_r, mapped_w = os.pipe()
-    child = os.fork()
-    if child == 0:
-        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        args.ready, args.mapped = ready_w, mapped_r
-        try:
-            os._exit(_sandboxed(args))
-        except BaseException as error:  # noqa: BLE001 - report any failure to set up, then leave at once
-            print(f"sandbox: {error}", file=sys.stderr, flush=True)
-            os._exit(70)
-    if os.read(ready_r, 1):
-        _write_maps(child, args.uid)
-    os.write(mapped_w, b"1")
-    return _relay(child)
+def _judge(facts: dict, problems: dict[str, str], group: Cgroup | None, oom: bool, pids: bool) -> dict[str, str]:
+    """Fill `problems` from what the probe saw."""
+    if facts["uid"] == 0 or int(facts["caps"], 16) or facts["no_new_privs"] != "1":
+        problems["namespaces"] = f"uid {facts['uid']}, capabilities {facts['caps']}, NoNewPrivs {facts['no_new_privs']}"
+    if facts["pids"] > 4:
+        problems["namespaces"] = f"{facts['pids']} processes visible in /proc"
+    if facts["writable"] or facts["visible"]:
+        problems["filesystem"] = f"writable: {facts['writable']}, visible: {facts['visible']}"
+    if facts["network"]:
+        problems["network"] = facts["network"]
+    unexpected = set(facts["environment"]) - set(BASE_ENVIRONMENT)
+    if unexpected:
+        problems["environment"] = f"unexpected variables {sorted(unexpected)}"
+    if facts["disk"]:
+        problems["disk"] = f"the work folder took {facts['disk']} past its limit"
+    if facts.get("sockets"):
+        problems["sockets locked"] = "the sockets folder stayed writable"
+    if facts["imports"]:
+        problems["helper package"] = (f"the helper package and ipykernel do not import inside the sandbox "
+                                      f"({facts['imports']}); is the repository readable by others?")
+    if group and not oom:
+        problems["memory"] = "the cgroup's memory limit did not stop the probe"
+    if group and (facts["threads"] >= 64 or not pids):
+        problems["processes"] = f"{facts['threads']} threads started under a limit of 32"
+    return problems
+
+
+@cache
+def capabilities() -> Confinement:
+    """`probe()`, once per process."""
+    return probe()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--probe", action="store_true", help="only check that the namespaces can be entered")
-    parser.add_argument("--workdir", default=os.getcwd())
-    parser.add_argument("--uid", type=int)
-    parser.add_argument("--hide", action="append", default=[], help="a path the kernel must not see")
-    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the kernel's environment")
-    parser.add_argument("--cpu", type=int, default=Limits.cpu_seconds)
-    parser.add_argument("--memory", type=int, default=Limits.memory_mb)
-    parser.add_argument("--processes", type=int, default=Limits.processes)
-    parser.add_argument("--output", type=int, default=Limits.output_mb)
-    parser.add_argument("command", nargs="*")
+    parser = argparse.ArgumentParser(prog="python -m grader.sandbox", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    start = verbs.add_parser("run", help="start a command in the sandbox (replaces this process with bwrap)")
+    start.add_argument("--sockets", required=True, help="the kernel's socket folder, bound read-write at its path")
+    start.add_argument("--uid", type=int, help="when root: the unprivileged uid to run the sandbox as")
+    start.add_argument("--cgroup", action="append", default=[], help="a cgroup folder to join (repeatable)")
+    start.add_argument("--readable", action="append", default=[], help="another path to bind read-only")
+    start.add_argument("--env", action="append", default=[], help="KEY=VALUE for the kernel's environment")
+    start.add_argument("--cpu", type=int, default=Limits.cpu_seconds)
+    start.add_argument("--memory", type=int, default=Limits.memory_mb)
+    start.add_argument("--processes", type=int, default=Limits.processes)
+    start.add_argument("--output", type=int, default=Limits.output_mb)
+    start.add_argument("--disk", type=int, default=Limits.disk_mb)
+    start.add_argument("command", nargs="+")
+    fasten = verbs.add_parser("lock", help="remount PATH read-only inside the sandbox of process PID")
+    fasten.add_argument("pid", type=int)
+    fasten.add_argument("path")
+    verbs.add_parser("probe", help="run the real confinement once and print what holds")
     args = parser.parse_args(argv)
-    return _start(args)
+    if args.verb == "run":
+        run(args)
+    elif args.verb == "lock":
+        lock(args.pid, args.path)
+    else:
+        found = probe()
+        print(found.summary())
+        print(json.dumps(found.facts))
+    return 0
 
 
 if __name__ == "__main__":
