@@ -111,7 +111,8 @@ def graded(request, tmp_path_factory):
 def executed_text(graded, student) -> str:
     """Everything the kernel printed or displayed for one submission."""
     notebook = nbformat.read(graded["out"] / "runs" / f"{student}.ipynb", as_version=4)
-    return "\n".join(str(o) for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    return "".join(o.text if o.output_type == "stream" else f"\n{o}\n" for o in outputs)
 
 
 def test_every_submission_ends_in_its_outcome(graded):
