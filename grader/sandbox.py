@@ -43,6 +43,7 @@ INSIDE_UID = 1000
 FIRST_UID = 61000  # the kernels of worker k run as user FIRST_UID + k when the grader is root
 BWRAP_VERSION = (0, 8, 0)  # the first with --disable-userns
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
+NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 TOP_LINKS = ("/bin", "/lib", "/lib32", "/lib64", "/sbin")  # symbolic links into /usr on merged-/usr systems
 ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/fonts")
@@ -355,11 +356,13 @@ def launcher(sockets: str, limits: Limits, uid: int | None = None, cgroup: "Cgro
 def lock(pid: int, path: str) -> None:
     """Remount `path` read-only inside the mount namespace of process `pid` (from outside: the sandbox itself has
     no capability to undo it)."""
+    import fcntl
+
     libc = _libc()
-    if os.geteuid() != 0:  # the grader owns the sandbox's user namespace, so joining it gives the rights needed
-        with open(f"/proc/{pid}/ns/user") as userns:
-            _check(libc.setns(userns.fileno(), CLONE_NEWUSER), "setns user")
     with open(f"/proc/{pid}/ns/mnt") as mntns:
+        if os.geteuid() != 0:  # join the user namespace that owns the mounts: the grader made it, so it may
+            owner = fcntl.ioctl(mntns.fileno(), NS_GET_USERNS)
+            _check(libc.setns(owner, CLONE_NEWUSER), "setns user")
         _check(libc.setns(mntns.fileno(), CLONE_NEWNS), "setns mnt")
     _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
@@ -456,14 +459,14 @@ except RuntimeError:
 stop.set()
 facts["threads"] = started
 try:
-    with open("/home/student/fill", "wb") as f:
+    with open(os.path.join(os.environ["HOME"], "fill"), "wb") as f:
         for _ in range(64):
             f.write(bytes(1 << 20))
             f.flush()
     facts["disk"] = "64 MB written"
 except OSError as error:
     facts["disk"] = ""
-    os.remove("/home/student/fill")
+    os.remove(os.path.join(os.environ["HOME"], "fill"))
 print(json.dumps(facts), flush=True)
 sys.stdin.readline()  # outside locks the sockets folder meanwhile
 try:
@@ -501,8 +504,9 @@ def probe(timeout: float = 60) -> Confinement:
         for key in ("memory", "processes", "cpu"):
             problems[key] = f"no cgroup can be made here ({error.strerror or error}): polled from /proc instead"
     sockets = tempfile.mkdtemp(prefix="grade-probe-")
+    readable = readable_paths()
     hidden = [h for h in (str(REPO / ".git"), str(REPO / "solutions"), str(REPO / "grader"), *glob("/home/*"),
-                          *glob("/root/.*")) if not any(Path(r).is_relative_to(h) for r in readable_paths())]
+                          *glob("/root/.*")) if not any(Path(r).is_relative_to(h) for r in readable)]
     command = [*launcher(sockets, limits, FIRST_UID, group), "--", sys.executable, "-c", PROBE_INSIDE, sockets, *hidden]
     try:
         facts, trouble = _run_probe(command, sockets, problems, timeout), ""
