@@ -305,13 +305,20 @@ def test_the_helper_package_imports_from_under_a_closed_folder(tmp_path):
     assert seen == str(closed / "repo" / "workshop" / "__init__.py")
 
 
-def _fake_bwrap(body: str) -> str:
-    """A bwrap that says it is 0.8.0 and then runs `body`, where the sandbox's uid can run it."""
-    fake = Path(tempfile.mkdtemp(prefix="fake-bwrap-")) / "bwrap"
-    fake.parent.chmod(0o755)
-    fake.write_text(f"#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'bubblewrap 0.8.0'; exit 0; fi\n{body}\n")
-    fake.chmod(0o755)
-    return str(fake)
+@pytest.fixture
+def fake_bwrap():
+    """Makes a bwrap that says it is 0.8.0 and then runs a shell body, where the sandbox's uid can run it."""
+    folder = Path(tempfile.mkdtemp(prefix="fake-bwrap-"))
+    folder.chmod(0o755)
+
+    def make(body: str) -> str:
+        fake = folder / "bwrap"
+        fake.write_text(f"#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'bubblewrap 0.8.0'; exit 0; fi\n{body}\n")
+        fake.chmod(0o755)
+        return str(fake)
+
+    yield make
+    shutil.rmtree(folder)
 
 
 def test_a_missing_bubblewrap_is_named_with_its_fix(monkeypatch):
@@ -320,16 +327,16 @@ def test_a_missing_bubblewrap_is_named_with_its_fix(monkeypatch):
     assert not found.sandboxed and "apt-get install bubblewrap" in found.broken()
 
 
-def test_missing_user_namespaces_are_named_with_the_fix(monkeypatch):
-    monkeypatch.setenv("WORKSHOP_BWRAP", _fake_bwrap(
+def test_missing_user_namespaces_are_named_with_the_fix(monkeypatch, fake_bwrap):
+    monkeypatch.setenv("WORKSHOP_BWRAP", fake_bwrap(
         "echo 'bwrap: No permissions to create a new namespace, likely because the kernel does not "
                   "allow non-privileged user namespaces.' >&2\nexit 1"))
     found = probe()
     assert not found.sandboxed and "sysctl" in found.broken()
 
 
-def test_a_hanging_sandbox_never_hangs_the_probe(monkeypatch):
-    monkeypatch.setenv("WORKSHOP_BWRAP", _fake_bwrap("sleep 600"))
+def test_a_hanging_sandbox_never_hangs_the_probe(monkeypatch, fake_bwrap):
+    monkeypatch.setenv("WORKSHOP_BWRAP", fake_bwrap("sleep 600"))
     started = time.monotonic()
     found = probe(timeout=3)
     assert not found.sandboxed and time.monotonic() - started < 20
