@@ -8,7 +8,7 @@ Inside, the kernel has (see `bwrap_arguments`):
 - an allowlist filesystem: an empty root with read-only binds of /usr, a few files of /etc (its own passwd, group
   and hosts), the Python environment, the helper package and data/; nothing else of the repository (solutions/,
   .git, grader/, results), of any home, or of other submissions;
-- a fresh /proc and a minimal /dev; size-limited tmpfs at /work (its folder and HOME), /tmp and /dev/shm as the
+- a fresh /proc and a minimal /dev; size-limited tmpfs at WORK (its folder and HOME), /tmp and /dev/shm as the
   only writable places, beside the folder of its sockets, which grader.execute locks read-only once the kernel
   has bound them, before any student code runs;
 - new user, PID, IPC, UTS, network (its own loopback, no route out) and cgroup namespaces, no capabilities,
@@ -66,7 +66,7 @@ class Limits:
     memory_mb: int = 4096  # all its memory: processes, memfd, tmpfs files, SysV segments
     processes: int = 512  # processes and threads, counted together as Linux does
     output_mb: int = 32  # the notebook's outputs, and any one file it writes
-    disk_mb: int = 1024  # each writable folder: /work, /tmp, /dev/shm
+    disk_mb: int = 1024  # each writable folder: WORK, /tmp, /dev/shm
     cell_seconds: int = 300
     wall_seconds: int = 900  # the whole notebook
     threads: int = 0  # threads of the maths libraries (BLAS, PyTorch, TensorFlow); 0: the cores shared by the workers
@@ -145,11 +145,10 @@ class Cgroup:
             if group.version == 2:
                 group._write("memory", "memory.max", memory)
                 group._write("memory", "memory.swap.max", "0", optional=True)
-                group._write("pids", "pids.max", str(limits.processes))
             else:
                 group._write("memory", "memory.limit_in_bytes", memory)
                 group._write("memory", "memory.memsw.limit_in_bytes", memory, optional=True)  # no swapping out
-                group._write("pids", "pids.max", str(limits.processes))
+            group._write("pids", "pids.max", str(limits.processes))
         except OSError:
             for folder in made:
                 folder.rmdir()
@@ -520,7 +519,8 @@ def probe(timeout: float = 60) -> Confinement:
     shutil.rmtree(sockets, ignore_errors=True)
     if trouble:
         return Confinement.none(f"{detail}: {trouble}")
-    return Confinement(_judge(facts, problems, group, oom, limited), group.version if group else 0, detail, facts)
+    return Confinement(_judge(facts, problems, group is not None, oom, limited), group.version if group else 0,
+                       detail, facts)
 
 
 def _run_probe(command: list[str], sockets: str, problems: dict[str, str], timeout: float) -> dict:
@@ -562,8 +562,8 @@ def _read_json(process: subprocess.Popen, timeout: float) -> dict:
     return json.loads(line)
 
 
-def _judge(facts: dict, problems: dict[str, str], group: Cgroup | None, oom: bool, pids: bool) -> dict[str, str]:
-    """Fill `problems` from what the probe saw."""
+def _judge(facts: dict, problems: dict[str, str], cgroup: bool, oom: bool, pids: bool) -> dict[str, str]:
+    """Fill `problems` from what the probe saw (`oom` and `pids`: the cgroup's counters, where there is one)."""
     if facts["uid"] == 0 or int(facts["caps"], 16) or facts["no_new_privs"] != "1":
         problems["namespaces"] = f"uid {facts['uid']}, capabilities {facts['caps']}, NoNewPrivs {facts['no_new_privs']}"
     if facts["pids"] > 4:
@@ -582,9 +582,9 @@ def _judge(facts: dict, problems: dict[str, str], group: Cgroup | None, oom: boo
     if facts["imports"]:
         problems["helper package"] = (f"the helper package and ipykernel do not import inside the sandbox "
                                       f"({facts['imports']}); is the repository readable by others?")
-    if group and not oom:
+    if cgroup and not oom:
         problems["memory"] = "the cgroup's memory limit did not stop the probe"
-    if group and (facts["threads"] >= 64 or not pids):
+    if cgroup and (facts["threads"] >= 64 or not pids):
         problems["processes"] = f"{facts['threads']} threads started under a limit of 32"
     return problems
 
