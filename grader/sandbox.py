@@ -539,7 +539,11 @@ def _run_probe(command: list[str], sockets: str, problems: dict[str, str], timeo
         process.wait(timeout=timeout)
         return facts
     except (OSError, ValueError, subprocess.TimeoutExpired) as error:
-        stderr = process.stderr.read() if process.poll() is not None else ""
+        try:  # stdout closing comes a moment before the exit: give it that moment to read stderr
+            process.wait(timeout=0 if isinstance(error, subprocess.TimeoutExpired) else 5)
+            stderr = process.stderr.read()
+        except subprocess.TimeoutExpired:
+            stderr = ""
         why = stderr.strip().splitlines()[-1] if stderr.strip() else f"{type(error).__name__}: {error}"
         raise OSError(why) from error
     finally:

@@ -330,7 +330,7 @@ def test_a_missing_bubblewrap_is_named_with_its_fix(monkeypatch):
 def test_missing_user_namespaces_are_named_with_the_fix(monkeypatch, fake_bwrap):
     monkeypatch.setenv("WORKSHOP_BWRAP", fake_bwrap(
         "echo 'bwrap: No permissions to create a new namespace, likely because the kernel does not "
-                  "allow non-privileged user namespaces.' >&2\nexit 1"))
+                  "allow non-privileged user namespaces.' >&2\nexec >&-\nsleep 1\nexit 1"))  # EOF before the exit
     found = probe()
     assert not found.sandboxed and "sysctl" in found.broken()
 
