@@ -15,8 +15,8 @@ from pathlib import Path
 
 import nbformat
 
-from grader.release import RELEASE, REPO, SOLUTIONS
-from grader.roundtrip import fill, solution_cells, wrong_answers
+from grader.release import RELEASE, REPO, SOLUTIONS, fill, solution_cells
+from grader.roundtrip import wrong_answers
 
 MARKER = "xss-from-a-student"  # appears in live markup of a report only if sanitizing failed
 SECRET = "WORKSHOP_INSTRUCTOR_SECRET"  # an environment variable of the grader's that no kernel may see

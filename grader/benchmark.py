@@ -15,8 +15,8 @@ from pathlib import Path
 import nbformat
 
 from grader.grade import grade
-from grader.release import RELEASE, SOLUTIONS, nbgrader
-from grader.roundtrip import fill, solution_cells, wrong_answers
+from grader.release import RELEASE, SOLUTIONS, fill, nbgrader, solution_cells
+from grader.roundtrip import wrong_answers
 
 
 def build(assignment: str, students: int, folder: Path) -> None:

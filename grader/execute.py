@@ -9,8 +9,12 @@ was refused), or, where no cgroup could be made, from /proc.
 Execution stops at the first cell that times out, kills the kernel or breaks a limit; that cell gets an error
 naming the reason and every later code cell an error saying it was not run, so no test cell scores by not
 running (nbgrader gives full marks to a test cell without an error in its outputs).
+
+Probe cells (grader.verdicts) run last. Every other cell's outputs are put back as they were before the first
+probe ran, so nothing the kernel does during the probes (a display update, say) reaches the feedback.
 """
 
+import copy
 import itertools
 import json
 import os
@@ -28,6 +32,7 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 
 from grader.sandbox import WORK, Cgroup, Limits, launcher, lock_from_outside, sandbox_child
+from grader.verdicts import is_probe
 
 PAGE, TICKS = (os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else (4096, 100)
 WRITABLE = ("/tmp", "/dev/shm", WORK)  # the sandbox's size-limited folders
@@ -140,6 +145,7 @@ class SandboxedExecute(Execute):
         self._cell: int | None = None
         self._output_bytes = 0
         self._breach = ""
+        self._before_probes: list | None = None  # every earlier cell's outputs, as the first probe found them
 
     def create_kernel_manager(self):
         name = self.kernel_name or "python3"
@@ -183,6 +189,8 @@ class SandboxedExecute(Execute):
 
     def preprocess_cell(self, cell, resources, index):
         self._cell = index
+        if is_probe(cell) and self._before_probes is None:
+            self._before_probes = [copy.deepcopy(c.get("outputs")) for c in self.nb.cells[:index]]
         return super().preprocess_cell(cell, resources, index)
 
     def process_message(self, msg, cell, cell_index):
@@ -273,6 +281,9 @@ class SandboxedExecute(Execute):
         self.run.seconds = time.monotonic() - started
         if self.run.outcome != "graded":
             self._mark_stopped(nb)
+        for cell, outputs in zip(nb.cells, self._before_probes or []):
+            if outputs is not None:
+                cell.outputs = outputs
         return nb, resources
 
     def _mark_stopped(self, nb: NotebookNode) -> None:

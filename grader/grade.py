@@ -4,9 +4,12 @@ SUBMISSIONS is a folder (NAME.ipynb per student, or NAME/ASSIGNMENT.ipynb) or an
 STUDENT_..._ASSIGNMENT.ipynb); grader.submissions reads either, safely. nbgrader does the grading; this tool adds:
 1. every submission checked (readable notebook, right assignment, test cells intact) and executed in parallel,
    each kernel in a bubblewrap sandbox with limits (grader.sandbox, grader.execute), in the quick profile unless
-   told otherwise;
-2. one `nbgrader autograde` over the executed notebooks, so a single process writes the gradebook;
-3. feedback without hidden tests and without live markup, a CSV safe to open in a spreadsheet, and a summary with
+   told otherwise, with the test cells' visible part only, then the probes of the hidden checks (grader.verdicts);
+2. the solution executed the same way once, for the reference data of every probe;
+3. the hidden checks run on each submission's probe data in a process of their own (`python -m grader.verdicts`),
+   where no student code ran; each graded test cell gets its verdict, whatever the kernel printed;
+4. one `nbgrader autograde` over the executed notebooks, so a single process writes the gradebook;
+5. feedback without hidden tests and without live markup, a CSV safe to open in a spreadsheet, and a summary with
    every submission's outcome.
 Submissions are never modified. Executions are kept under OUT/runs, keyed on everything that can change them (the
 submission, the source and released notebooks, the limits, the profile and the kernel's environment, the helper
@@ -19,7 +22,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from functools import cached_property
 from pathlib import Path
 
 import nbformat
+from nbformat.v4 import new_output
 from nbgrader.preprocessors import (
     CheckCellMetadata,
     ClearOutput,
@@ -42,11 +45,11 @@ from tqdm import tqdm
 from traitlets import Unicode
 
 from grader.execute import SandboxedExecute
-from grader.release import GRADER, RELEASE, REPO, SOLUTIONS, nbgrader
+from grader.release import GRADER, RELEASE, REPO, SOLUTIONS, fill, nbgrader, solution_cells
 from grader.reports import OUTCOMES, summarise
 from grader.sandbox import FIRST_UID, Confinement, Limits, capabilities
 from grader.submissions import Submission, collect_zip, find_submissions
-from grader.tamper import suspicious
+from grader.verdicts import collect, hidden, probe_cells, without_hidden
 from workshop.data import sha256sum
 
 NOT_RUN = ("malformed notebook", "wrong assignment", "refused")
@@ -54,8 +57,8 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
                     "TF_NUM_INTEROP_THREADS")
 FORWARDED = ("KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "WORKSHOP_DATA_DIR")  # of the grader's variables, only these
 CODE = [*sorted((REPO / "workshop").glob("*.py")), GRADER / "execute.py", GRADER / "sandbox.py",
-        REPO / "requirements.txt"]
-HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.MULTILINE | re.DOTALL)
+        GRADER / "verdicts.py", REPO / "requirements.txt"]
+REFERENCE = "solution"  # the name of the solution's run, in OUT/reference
 UNSANDBOXED = "NO SANDBOX (--no-sandbox): student code ran with the grader's rights"
 
 
@@ -69,7 +72,7 @@ class Result:
     outcome: str = "graded"
     cell: int | None = None
     detail: str = ""
-    notes: list[str] = field(default_factory=list)  # restored test cells, suspected tampering, id collisions
+    notes: list[str] = field(default_factory=list)  # restored test cells, id collisions
     seconds: float = 0.0
     score: float = 0.0
     max_score: float = 0.0
@@ -182,7 +185,6 @@ def _execute(plan: Plan, submission: Submission) -> Result:
     if result.outcome != "graded":
         result.detail = f"none of its graded cells belongs to {assignment}"
         return result
-    tampering = suspicious(nb, release)
     checked = nbformat.from_dict(nb)  # as submitted, with re-pointed test cells' metadata restored
     resources = {"nbgrader": {"db_url": f"sqlite:///{plan.course / 'gradebook.db'}", "assignment": assignment,
                               "notebook": assignment, "student": student}}
@@ -195,6 +197,10 @@ def _execute(plan: Plan, submission: Submission) -> Result:
         except Exception as error:  # noqa: BLE001 - nbgrader rejects tampered metadata with assorted errors
             result.outcome, result.detail = "malformed notebook", f"nbgrader: {str(error)[:200]}"
             return result
+        for cell in nb.cells:  # test cells come back from the gradebook whole: hidden tests never run in the kernel
+            cell.source = without_hidden(cell.source)
+        source = nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
+        nb.cells += probe_cells(hidden(source))
         uid = FIRST_UID + _slot if os.geteuid() == 0 else None
         executor = SandboxedExecute(Path(sockets), plan.limits, plan.runs / f"{student}.log", uid=uid,
                                     environment=plan.environment, sandboxed=plan.sandboxed, cgroup=plan.cgroup)
@@ -207,26 +213,37 @@ def _execute(plan: Plan, submission: Submission) -> Result:
     if result.transient:
         return result
     nbformat.write(checked, plan.runs / f"{student}.submitted.ipynb")
-    if tampering:
-        result.notes += [f"tampering suspected: {finding}" for finding in tampering]
-        if run.outcome == "graded":
-            result.outcome, result.detail = "tampering suspected", "score set to 0 for review; see notes"
+    (plan.runs / f"{student}.probes.json").write_text(json.dumps(collect(nb)))
     nbformat.write(nb, plan.runs / f"{student}.ipynb")
     return result
 
 
 class LoadExecuted(NbGraderPreprocessor):
-    """nbgrader autograde's execution step, replaced: take the outputs from the sandboxed run of this notebook."""
+    """nbgrader autograde's execution step, replaced: take the outputs from the sandboxed run of this notebook,
+    and give each graded test cell its verdict from the hidden checks (grader.verdicts) as its last output. Of
+    what the kernel put in a test cell, only printed text and displays stay (nbgrader would score errors, stderr
+    and a returned value); the verdict decides: an error output if the check failed, none if it passed."""
 
     runs = Unicode(help="folder of executed notebooks, one per student").tag(config=True)
 
     def preprocess(self, nb, resources):
-        executed = nbformat.read(Path(self.runs) / f"{resources['nbgrader']['student']}.ipynb", as_version=4)
-        if [c.source for c in executed.cells] != [c.source for c in nb.cells]:
+        run = Path(self.runs) / resources["nbgrader"]["student"]
+        executed = nbformat.read(f"{run}.ipynb", as_version=4)
+        verdicts = json.loads(Path(f"{run}.verdicts.json").read_text())
+        if [without_hidden(c.source) for c in executed.cells] != [without_hidden(c.source) for c in nb.cells]:
             raise ValueError("the executed notebook does not match the sanitized submission")
         for cell, done in zip(nb.cells, executed.cells, strict=True):
-            if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = done.outputs, done.execution_count
+            if cell.cell_type != "code":
+                continue
+            cell.outputs, cell.execution_count = done.outputs, done.execution_count
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade") and not meta.get("solution"):
+                passed, why = verdicts.get(meta["grade_id"], (False, "no verdict for this test"))
+                cell.outputs = [o for o in cell.outputs if o.output_type == "display_data" or
+                                o.output_type == "stream" and o.name == "stdout"]
+                cell.outputs.append(new_output("stream", name="stdout", text="Hidden checks: passed.\n") if passed
+                                    else new_output("error", ename="HiddenCheckFailed", evalue=why,
+                                                    traceback=[f"HiddenCheckFailed: {why}"]))
         return nb, resources
 
 
@@ -235,7 +252,7 @@ class HideTests(NbGraderPreprocessor):
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code":
-            cell.source = HIDDEN.sub("", cell.source)
+            cell.source = without_hidden(cell.source)
             for output in cell.get("outputs", []):
                 if output.output_type == "error":
                     output.traceback = [f"{output.ename}: {output.evalue}"]
@@ -269,19 +286,6 @@ def write_course(course: Path, assignment: str, runs: Path) -> None:
         nbgrader("generate_assignment", assignment, "--force", cwd=course)
 
 
-def withhold(course: Path, assignment: str, students: list[str]) -> None:
-    """Give these students 0 as a manual score on every graded cell: it overrides the automatic score, and the
-    instructor can change it in nbgrader's formgrader after review."""
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        for student in students:
-            for notebook in gb.find_submission(assignment, student).notebooks:
-                for grade in notebook.grades:
-                    grade.manual_score = 0.0
-        gb.db.commit()
-
-
 def scores(course: Path, assignment: str) -> dict[str, tuple[float, float, dict[str, float]]]:
     """Student -> (score, max score, score per exercise) from the gradebook."""
     from nbgrader.api import Gradebook
@@ -296,6 +300,37 @@ def scores(course: Path, assignment: str) -> dict[str, tuple[float, float, dict[
                     per[exercise] = per.get(exercise, 0.0) + (grade.score or 0.0)
             found[submission.student.id] = (submission.score, submission.max_score, per)
     return found
+
+
+def _record(plan: Plan, student: str) -> dict | None:
+    record = plan.runs / f"{student}.json"
+    return json.loads(record.read_text()) if record.exists() else None
+
+
+def _reference(plan: Plan, folder: Path) -> Submission:
+    """The solution, as a submission of its own: the released notebook with the source's answers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{plan.assignment}.ipynb"
+    answers = solution_cells(nbformat.read(SOLUTIONS / plan.assignment / name, as_version=4))
+    text = nbformat.writes(fill(nbformat.read(RELEASE / plan.assignment / name, as_version=4), answers))
+    path = folder / f"{REFERENCE}.source.ipynb"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return Submission(REFERENCE, path, "the solution")
+
+
+def decide(assignment: str, reference: Path, runs: list[Path]) -> None:
+    """Run the hidden checks on each run's probe data against the reference's, in a process of their own
+    (python -m grader.verdicts); each run gets RUN.verdicts.json. The solution's own run must have gone through."""
+    done = json.loads(Path(f"{reference}.json").read_text()) if Path(f"{reference}.json").exists() else {}
+    if done.get("outcome") != "graded":
+        raise RuntimeError(f"the solution of {assignment} did not run through: {done.get('outcome')} "
+                           f"{done.get('detail', '')}; see {reference}.log")
+    source = SOLUTIONS / assignment / f"{assignment}.ipynb"
+    for start in range(0, len(runs), 500):  # a bounded command line
+        subprocess.run([sys.executable, "-m", "grader.verdicts", str(source), f"{reference}.probes.json",
+                        *map(str, runs[start:start + 500])], check=True, cwd=REPO,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_count() or 1,
@@ -318,37 +353,41 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
         find_submissions(submissions, assignment)
     plan = Plan(assignment, course, runs, limits, kernel_environment(profile, limits), confinement.sandboxed,
                 confinement.cgroup > 0)
+    reference = _reference(plan, out / "reference")
     results: dict[str, Result] = {}
     todo = []
-    for submission in found:
+    for submission in [reference, *found]:
         if submission.refused:
             results[submission.student] = Result(submission.student, "", submission.origin, "refused",
                                                  detail=submission.refused, notes=submission.notes)
             continue
-        key = plan.key(sha256sum(submission.path))
-        record = runs / f"{submission.student}.json"
-        done = json.loads(record.read_text()) if record.exists() and not fresh else None
-        if done and done.get("key") == key:
-            results[submission.student] = Result(**done)
+        where = replace(plan, runs=reference.path.parent) if submission is reference else plan
+        key = where.key(sha256sum(submission.path))
+        done = _record(where, submission.student)
+        if done and done.get("key") == key and not fresh:
+            if submission is not reference:
+                results[submission.student] = Result(**done)
         else:
-            todo.append((submission, key))
+            todo.append((where, submission, key))
     slots = multiprocessing.get_context().Queue()
     for slot in range(workers):
         slots.put(slot)
     with ProcessPoolExecutor(max_workers=workers, initializer=_take_slot, initargs=(slots,)) as pool:
-        futures = [pool.submit(execute_one, plan, submission, key) for submission, key in todo]
+        futures = {pool.submit(execute_one, *task): task[0] for task in todo}
         for future in tqdm(as_completed(futures), total=len(futures), desc=f"grading {assignment}", unit="notebook",
                            disable=not progress):
-            result = future.result()
-            results[result.student] = result
-            record = runs / f"{result.student}.json"
+            result, where = future.result(), futures[future]
+            record = where.runs / f"{result.student}.json"
             if result.transient:
                 record.unlink(missing_ok=True)
             else:
                 record.with_suffix(".part").write_text(json.dumps(asdict(result)))
                 os.replace(record.with_suffix(".part"), record)
+            if where is plan:
+                results[result.student] = result
     executed = [s for s, r in results.items() if (runs / f"{s}.ipynb").exists() and r.outcome not in NOT_RUN
                 and not r.transient]
+    decide(assignment, reference.path.parent / REFERENCE, [runs / s for s in executed])
     shutil.rmtree(course / "submitted", ignore_errors=True)
     for student in executed:
         target = course / "submitted" / student / assignment
@@ -360,7 +399,6 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
             nbgrader("autograde", assignment, "--force", cwd=course, **env)
         except subprocess.CalledProcessError:  # nbgrader went on with the others; those it failed are found below
             pass
-        withhold(course, assignment, [s for s in executed if results[s].outcome == "tampering suspected"])
         nbgrader("generate_feedback", assignment, "--force", cwd=course, **env)
     feedback = out / "feedback"
     shutil.rmtree(feedback, ignore_errors=True)

@@ -1,14 +1,18 @@
 """Regenerate the student notebooks from the solutions with nbgrader: python -m grader.release [DESTINATION]."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import nbformat
 
 GRADER = Path(__file__).resolve().parent
 REPO = GRADER.parent
 SOLUTIONS = REPO / "solutions"
 RELEASE = REPO / "notebooks"
+MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$\n?", re.MULTILINE)
 
 
 def assignments() -> list[str]:
@@ -24,6 +28,22 @@ def nbgrader(*args: str, cwd: Path = GRADER, **environment: str) -> None:
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, **environment, "PATH": path}
     subprocess.run([sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"], cwd=cwd, env=env, check=True)
+
+
+def solution_cells(notebook) -> dict[str, str]:
+    """Solution cells of a source notebook by grade_id, with the solution markers removed."""
+    return {c.metadata["nbgrader"]["grade_id"]: MARKER.sub("", c.source)
+            for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def fill(released, answers: dict[str, str]):
+    """A copy of the released notebook whose solution cells hold `answers` (by grade_id)."""
+    notebook = nbformat.from_dict(released)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return notebook
 
 
 def generate(destination: Path | None = None) -> None:

@@ -24,9 +24,8 @@ MARKUP_ATTRIBUTES = {"*": ["class", "id", "align", "title"], "a": ["href"], "img
                      "th": ["colspan", "rowspan"], "td": ["colspan", "rowspan"]}
 SCHEMES = ("http", "https", "mailto")
 OUTCOMES = {
-    "graded": "executed to the end, scored by nbgrader",
-    "tampering suspected": "its code rebinds or patches what the tests use: 0 as a manual grade, to review",
-    "timed out": "a cell ran past --cell-timeout (or the notebook past --wall): later cells not run",
+    "graded": "executed to the end; each test scored by its hidden checks, run outside the kernel",
+    "timed out": "a cell ran past --cell-timeout (or the notebook past --wall): later cells and the probes not run",
     "crashed": "the kernel died (or the tool could not grade it: tried twice, not kept)",
     "resource limit": "it broke a limit: memory, processes, CPU time, output or a full folder",
     "malformed notebook": "not a readable notebook, or its test cells' metadata is broken",

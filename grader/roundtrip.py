@@ -1,11 +1,12 @@
-"""Grading round trip through nbgrader: python -m grader.roundtrip [ASSIGNMENT ...].
+"""Grading round trip through the grading tool: python -m grader.roundtrip [ASSIGNMENT ...].
 
-For one assignment it builds a throw-away course, releases the assignment, and autogrades three submissions:
-the solution (full marks expected), the untouched student notebook (zero expected), and an "all wrong"
-notebook in which every exercise holds a plausible wrong answer from grader/fixtures/ASSIGNMENT/wrong.py
-(each exercise's tests must lose points).
+For one assignment it grades three submissions with grader.grade, the same path as a class (sandboxed where the
+machine allows, hidden checks decided outside the kernel): the solution (full marks expected), the untouched
+student notebook (zero expected), and an "all wrong" notebook in which every exercise holds a plausible wrong
+answer from grader/fixtures/ASSIGNMENT/wrong.py (each exercise's tests must lose points).
 """
 
+import os
 import re
 import shutil
 import sys
@@ -16,11 +17,10 @@ from pathlib import Path
 
 import nbformat
 
-from grader.release import GRADER, SOLUTIONS, assignments, nbgrader
+from grader.release import GRADER, RELEASE, SOLUTIONS, assignments, fill, solution_cells
 
 FIXTURES = GRADER / "fixtures"
 SECTION = re.compile(r"^# %% (?P<grade_id>[\w-]+): (?P<why>.+)$", re.MULTILINE)
-MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$\n?", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -65,31 +65,15 @@ def wrong_answers(assignment: str) -> list[WrongAnswer]:
     return [WrongAnswer(h["grade_id"], h["why"], text[h.end():end].strip() + "\n") for h, end in zip(heads, ends)]
 
 
-def solution_cells(notebook) -> dict[str, str]:
-    """Solution cells of a source notebook by grade_id, with the solution markers removed."""
-    return {c.metadata["nbgrader"]["grade_id"]: MARKER.sub("", c.source)
-            for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution")}
-
-
-def fill(released, answers: dict[str, str]):
-    """A copy of the released notebook whose solution cells hold `answers` (by grade_id)."""
-    notebook = nbformat.from_dict(released)
-    for cell in notebook.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return notebook
-
-
 def round_trip(assignment: str, workdir: Path | None = None) -> RoundTrip:
-    """Release, submit and autograde one assignment in a temporary course; return every test cell's score."""
+    """Grade the solution, the blank notebook and the wrong answers of one assignment; every test cell's score."""
+    from grader.grade import grade
+    from grader.sandbox import Confinement, capabilities
+
     start = time.perf_counter()
-    course = Path(workdir or tempfile.mkdtemp(prefix=f"roundtrip-{assignment}-"))
+    work = Path(workdir or tempfile.mkdtemp(prefix=f"roundtrip-{assignment}-"))
     name = f"{assignment}.ipynb"
-    shutil.copytree(SOLUTIONS / assignment, course / "source" / assignment)
-    root = f"--CourseDirectory.root={course}"
-    nbgrader("generate_assignment", assignment, "--force", root, cwd=course)
-    released = nbformat.read(course / "release" / assignment / name, as_version=4)
+    released = nbformat.read(RELEASE / assignment / name, as_version=4)
     source = nbformat.read(SOLUTIONS / assignment / name, as_version=4)
     wrong = wrong_answers(assignment)
     unknown = {w.grade_id for w in wrong} - set(solution_cells(source))
@@ -100,16 +84,18 @@ def round_trip(assignment: str, workdir: Path | None = None) -> RoundTrip:
         "blank": released,
         "wrong": fill(released, {w.grade_id: w.source for w in wrong}),
     }
+    (work / "class").mkdir(parents=True, exist_ok=True)
     for student, notebook in submissions.items():
-        folder = course / "submitted" / student / assignment
-        folder.mkdir(parents=True)
-        nbformat.write(notebook, folder / name)
-    # nbgrader gives 0 to a test cell that writes to stderr; TensorFlow's C++ start-up log (e.g. "failed call to
-    # cuInit" on a machine without a GPU) would land in whichever cell first touches TensorFlow.
-    nbgrader("autograde", assignment, "--force", root, "--ExecutePreprocessor.timeout=600", cwd=course,
-             WORKSHOP_PROFILE="quick", TF_CPP_MIN_LOG_LEVEL="3")
-    scores = read_scores(course, assignment, list(submissions))
-    shutil.rmtree(course, ignore_errors=True)
+        nbformat.write(notebook, work / "class" / f"{student}.ipynb")
+    found = capabilities()
+    confinement = Confinement.none("round trip without a sandbox") if found.broken() else found
+    results = grade(assignment, work / "class", work / "out", workers=os.cpu_count() or 1, progress=False,
+                    confinement=confinement)
+    stopped = [f"{r.student}: {r.outcome} {r.detail}" for r in results if r.outcome != "graded"]
+    if stopped:
+        raise RuntimeError(f"{assignment}: not every submission ran through: {stopped}")
+    scores = read_scores(work / "out" / "course", assignment, list(submissions))
+    shutil.rmtree(work, ignore_errors=True)
     return RoundTrip(assignment, scores, wrong, time.perf_counter() - start)
 
 
