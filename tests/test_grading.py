@@ -1,11 +1,12 @@
-"""Every assignment's tests discriminate: nbgrader gives the solution full marks, the blank notebook zero,
-and each plausible wrong answer (grader/fixtures/ASSIGNMENT/wrong.py) loses points in its exercise."""
+"""Every assignment's tests discriminate, graded as a class is (grader.grade: hidden checks outside the kernel):
+the solution scores full marks, the blank notebook zero, and each plausible wrong answer
+(grader/fixtures/ASSIGNMENT/wrong.py) loses points in its exercise."""
 
 import nbformat
 import pytest
 
-from grader.release import SOLUTIONS, assignments
-from grader.roundtrip import round_trip, solution_cells, wrong_answers
+from grader.release import SOLUTIONS, assignments, solution_cells
+from grader.roundtrip import round_trip, wrong_answers
 
 
 @pytest.fixture(scope="module", params=assignments())

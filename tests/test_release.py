@@ -5,8 +5,7 @@ import re
 import nbformat
 import pytest
 
-from grader.release import REPO, SOLUTIONS, assignments, generate
-from grader.roundtrip import MARKER
+from grader.release import MARKER, REPO, SOLUTIONS, assignments, generate
 
 RELEASED = REPO / "notebooks"
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOTALL)

@@ -113,10 +113,11 @@ def emit(grade_id: str, probe) -> None:
 
 def trusted(check):
     """`check` with CHECK_GLOBALS as its globals, as the grader runs it (never the notebook's names)."""
+    import builtins
     import types
 
-    return types.FunctionType(check.__code__, dict(CHECK_GLOBALS), check.__name__, check.__defaults__,
-                              check.__closure__)
+    return types.FunctionType(check.__code__, {**CHECK_GLOBALS, "__builtins__": builtins}, check.__name__,
+                              check.__defaults__, check.__closure__)
 
 
 def hidden_checks(probe, check) -> None:
