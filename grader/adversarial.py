@@ -2,6 +2,11 @@
 
 Writes one submission per cheat or failure into FOLDER, built from the released notebook with answers from the
 solution (and from grader/fixtures/ASSIGNMENT/wrong.py), and returns what the grading tool must make of each.
+Every class holds the forgers: wrong answers in every exercise, each with one way of making nbgrader's in-kernel
+tests pass or show themselves (rewriting later cells, patching NumPy however a static check would miss it,
+faking outputs through the display hook, rebinding the helpers and bars the tests use, taking over the kernel's
+message handler, printing every cell's source); the hidden checks, decided outside the kernel, must give each
+exactly 0. An honest submission that uses gc, vars(), inspect, magics and extra cells must keep full marks.
 With `escapes`, the class also tries every way out of the sandbox and into the reports that a review found in
 the sandbox before bubblewrap: privileges, memory the old watchdog did not count, a full disk, other processes,
 the grader's environment, host sockets, markup in the feedback, formulas in the CSV, clashing ids, links.
@@ -31,6 +36,7 @@ class Expected:
     what: str
     outcome: str
     honest: bool = False  # may score full marks (a correct answer, whatever else it tried in vain)
+    forged: bool = False  # wrong answers everywhere, dressed up as right: must score exactly 0
 
 
 def _escapes(right: dict, wrong: dict, first: str, elsewhere: list[str], host_socket: str) -> dict:
@@ -77,6 +83,48 @@ def _escapes(right: dict, wrong: dict, first: str, elsewhere: list[str], host_so
             "from IPython.display import HTML, Javascript, display\n"
             f"display(HTML('<script>alert(\"{MARKER}\")</script><img src=x onerror=alert(\"{MARKER}\")>'))\n"
             f"display(Javascript('alert(\"{MARKER}\")'))\n")),
+    }
+
+
+# Rebound after every cell besides the checks, so that nbgrader's in-kernel tests would pass: a notebook's own
+# helpers and bars (01: the accuracy bar, and a predict() that returns the labels).
+HELPERS = {"01-backprop": "accuracy_bar = 0.0\npredict = lambda params, x: y_test\n"}
+ANY_LINE = "lambda lines: ['pass\\n']"
+
+
+def _forgers(assignment: str, wrong: dict, first: str) -> dict:
+    """Wrong answers everywhere, each with one way of forging nbgrader's verdict: (what, answers) by student."""
+    def with_code(code: str) -> dict:
+        return {**wrong, first: f"{wrong[first]}\n{code}"}
+
+    rebind = ("def _rebind(result):\n    space = get_ipython().user_ns\n"
+              "    space.update(check_close=lambda *a, **k: None, check_array=lambda value, *a, **k: value,\n"
+              "                 relative_error=lambda *a, **k: 0.0)\n"
+              f"    try:\n        exec({HELPERS.get(assignment, '')!r}, space)\n"
+              "    except Exception:\n        pass\n\n\n"
+              "get_ipython().events.register('post_run_cell', _rebind)\n")
+    takeover = ("_kernel = get_ipython().kernel\n_handle = _kernel.shell_handlers['execute_request']\n\n\n"
+                "async def _blank(*args):\n    args[-1]['content']['code'] = 'pass'\n"
+                "    return await _handle(*args)\n\n\n"
+                "_kernel.shell_handlers['execute_request'] = _blank\n")
+    leak = ("from IPython.display import display\n_board = display('board', display_id=True)\n\n\n"
+            "def _leak(info):\n    print('CELL', info.raw_cell)\n    _board.update('CELL ' + info.raw_cell)\n\n\n"
+            "get_ipython().events.register('pre_run_cell', _leak)\n")
+    return {
+        "rewrites-cells": ("turns every later cell into `pass` (an input transformer)", with_code(
+            f"get_ipython().input_transformers_cleanup.append({ANY_LINE})\n")),
+        "patches-numpy": ("patches NumPy through a parameter, __dict__, an alias, user_ns, a magic line", with_code(
+            "import numpy\n\n\ndef _patch(module):\n    module.allclose = lambda *a, **k: True\n\n\n_patch(numpy)\n"
+            "numpy.__dict__['array_equal'] = lambda *a, **k: True\n_m = numpy\n_m.isclose = lambda *a, **k: True\n"
+            "get_ipython().user_ns['check_close'] = lambda *a, **k: None\n"
+            "%time numpy.testing.assert_allclose = lambda *a, **k: None\n_ = !true\n")),
+        "display-hook": ("makes each test cell's first output a returned value, before any error", with_code(
+            "import sys\nget_ipython().events.register('pre_run_cell', lambda info: sys.displayhook('passed'))\n")),
+        "rebinds-helpers": ("rebinds the checks, helpers and bars the tests use, after every cell", with_code(rebind)),
+        "takes-over-kernel": ("replaces the kernel's execute handler: every later cell runs as `pass`",
+                              with_code(takeover)),
+        "leaks-hidden": ("prints every later cell's source, into its own and an earlier output, and In at the end",
+                         with_code(leak)),
     }
 
 
@@ -135,7 +183,7 @@ def build_class(assignment: str, folder: Path, out: Path, other: str, server: st
         "always-equal": ("returns an object that equals everything", "graded", False, {**right, first: right[first] + (
             "\n\nclass _Anything:\n    def __eq__(self, other):\n        return True\n\n    __hash__ = None\n\n\n"
             f"def {name}(*args, **kwargs):\n    return _Anything()\n")}),
-        "monkeypatch": ("wrong answers, and patches the test helpers", "tampering suspected", False, {**wrong, first: (
+        "monkeypatch": ("wrong answers, and patches the test helpers", "graded", False, {**wrong, first: (
             wrong[first] + "\n\nimport numpy\nimport workshop.checks\nnumpy.testing.assert_allclose = print\n"
             "workshop.checks.check_close = print\ncheck_close = check_array = print\n")}),
         "output-flood": ("prints without end", "resource limit", False, _with_code(
@@ -147,10 +195,22 @@ def build_class(assignment: str, folder: Path, out: Path, other: str, server: st
                                     {**right, grade_id: wrong[grade_id]})
     if escapes:
         cheats |= _escapes(right, wrong, first, list(elsewhere), host_socket)
+    cheats["introspects"] = ("correct, with gc.collect(), vars(), inspect, a magic and an extra cell", "graded", True,
+                             _with_code(right, first, after=(
+                                 f"\nimport gc\nimport inspect\n\ngc.collect()\nprint(len(vars()))\n"
+                                 f"print(inspect.signature({name}))\n%time _ = sum(range(10))\n")))
     expected = []
     for student, (what, outcome, honest, answers) in cheats.items():
         nbformat.write(fill(released, answers), folder / f"{student}.ipynb")
         expected.append(Expected(student, what, outcome, honest))
+    for student, (what, answers) in _forgers(assignment, wrong, first).items():
+        nbformat.write(fill(released, answers), folder / f"{student}.ipynb")
+        expected.append(Expected(student, what, "graded", forged=True))
+    extra = {"introspects": "print('an extra cell of my own')", "leaks-hidden": "print('\\n'.join(In))"}
+    for student, code in extra.items():
+        notebook = nbformat.read(folder / f"{student}.ipynb", as_version=4)
+        notebook.cells.append(nbformat.v4.new_code_cell(code))
+        nbformat.write(notebook, folder / f"{student}.ipynb")
     if escapes:
         xss = nbformat.read(folder / "xss.ipynb", as_version=4)
         xss.cells.insert(1, nbformat.v4.new_markdown_cell(

@@ -107,9 +107,9 @@ class Plan:
 
 
 def kernel_environment(profile: str, limits: Limits) -> dict[str, str]:
-    """The variables a kernel gets: the profile, a quiet TensorFlow (nbgrader gives 0 to a test cell with output on
-    stderr), each kernel's share of the cores (parallel kernels that each spread over every core slow each other
-    down), and the FORWARDED variables the grader has set."""
+    """The variables a kernel gets: the profile, a quiet TensorFlow (its C++ log would fill the feedback, though it
+    costs no points), each kernel's share of the cores (parallel kernels that each spread over every core slow
+    each other down), and the FORWARDED variables the grader has set."""
     environment = {"WORKSHOP_PROFILE": profile, "TF_CPP_MIN_LOG_LEVEL": "3",
                    **dict.fromkeys(THREAD_VARIABLES, str(limits.threads))}
     return environment | {k: os.environ[k] for k in FORWARDED if k in os.environ}
@@ -126,10 +126,16 @@ def test_cells(nb) -> dict[str, str]:
 
 
 def inspect(nb, release) -> tuple[str, list[str]]:
-    """Outcome so far ("graded" or "wrong assignment") and notes on missing, modified or re-pointed test cells.
+    """Outcome so far ("graded" or "wrong assignment") and notes on missing, modified or re-pointed locked cells.
 
-    A re-pointed test cell (its nbgrader metadata changed, say to ungraded) gets its metadata back here, so that
-    nbgrader restores its source as for any modified test cell."""
+    A re-pointed locked cell (its nbgrader metadata changed, say to ungraded) gets its metadata back here, so that
+    nbgrader restores its source as for any modified locked cell."""
+    def exercises(notebook) -> set[str]:
+        return {m["grade_id"] for c in notebook.cells if (m := c.get("metadata", {}).get("nbgrader", {})).get(
+            "grade_id") and (m.get("grade") or m.get("solution"))}
+
+    if not exercises(nb) & exercises(release):
+        return "wrong assignment", []
     released = {c.get("id"): c.metadata["nbgrader"] for c in release.cells
                 if c.metadata.get("nbgrader", {}).get("locked")}
     notes = []
@@ -137,11 +143,8 @@ def inspect(nb, release) -> tuple[str, list[str]]:
         original = released.get(cell.get("id"))
         if original and cell.get("metadata", {}).get("nbgrader") != original:
             cell.setdefault("metadata", {})["nbgrader"] = original
-            notes.append(f"test cell {original['grade_id']} re-pointed (restored)")
+            notes.append(f"locked cell {original['grade_id']} re-pointed (restored)")
     given, got = test_cells(release), test_cells(nb)
-    graded_ids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.cells}
-    if not graded_ids & {c.metadata.get("nbgrader", {}).get("grade_id") for c in release.cells} - {None}:
-        return "wrong assignment", []
     notes += [f"test cell {g} missing (restored)" for g in given if g not in got]
     notes += [f"test cell {g} modified (restored)" for g in given if g in got and got[g] != given[g]]
     return "graded", notes

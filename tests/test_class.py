@@ -2,7 +2,8 @@
 (NumPy, with PyTorch and TensorFlow imported), which also tries every way out of the sandbox and into the reports,
 and 10-energy-nets (PyTorch).
 
-Every submission ends in its named outcome, no cheat keeps full marks, honest work does, nothing outside the
+Every submission ends in its named outcome, no cheat keeps full marks, every forger of verdicts scores exactly
+what its wrong answers score (0), honest work keeps full marks, nothing outside the
 temporary copies changes, no submission reaches the network, a host socket or the grader's environment, the
 submissions stay byte-identical, feedback never shows a hidden test or live markup from a submission, the CSV holds
 no formula, and a second run executes nothing again.
@@ -125,6 +126,7 @@ def test_every_submission_ends_in_its_outcome(graded):
 
 
 def test_no_cheat_keeps_full_marks_and_honest_work_does(graded):
+    assert graded["results"]["wrong-everywhere"].score == 0, "a wrong answer in every exercise scores 0"
     for e in graded["expected"]:
         got = graded["results"][e.student]
         assert got.max_score > 0
@@ -132,6 +134,17 @@ def test_no_cheat_keeps_full_marks_and_honest_work_does(graded):
             assert got.score == got.max_score, f"{e.student} ({e.what}) lost points: {got.notes}"
         else:
             assert got.score < got.max_score, f"{e.student} ({e.what}) scored full marks"
+        if e.forged:
+            assert got.score == 0, f"{e.student} ({e.what}) forged {got.score} points: {got.exercises}"
+
+
+def test_hidden_tests_never_run_in_a_kernel(graded):
+    for e in graded["expected"]:
+        run = graded["out"] / "runs" / f"{e.student}.ipynb"
+        if run.exists():
+            cells = nbformat.read(run, as_version=4).cells
+            assert not any("HIDDEN TESTS" in c.source or "workshop" in c.get("metadata", {}) for c in cells), e.student
+    assert "CELL" in (graded["out"] / "feedback" / "leaks-hidden.html").read_text(), "the leaking hook did not run"
 
 
 def test_tampered_test_cells_are_restored_and_noted(graded):

@@ -59,7 +59,8 @@ def test_release_contains_no_solution_code_and_no_hidden_tests(assignment):
         secret = SOLUTION_REGION.findall(cell.source) + HIDDEN.findall(cell.source)
         visible = MARKER.sub("", HIDDEN.sub("", SOLUTION_REGION.sub("", cell.source))).splitlines()
         lines = {line.strip() for region in secret for line in region.splitlines()} - {""}
-        leaked = [line for line in lines - {v.strip() for v in visible} if line in released[grade_id].source]
+        shown = {line.strip() for line in released[grade_id].source.splitlines()}
+        leaked = sorted(lines - {v.strip() for v in visible} & shown)
         assert not leaked, f"{assignment}/{grade_id} leaks solution or hidden-test lines: {leaked}"
     assert any(SOLUTION_REGION.search(c.source) for c in source.values()), "no solution regions found"
     assert any(HIDDEN.search(c.source) for c in source.values()), "no hidden tests found"
