@@ -390,7 +390,8 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
                 results[result.student] = result
     executed = [s for s, r in results.items() if (runs / f"{s}.ipynb").exists() and r.outcome not in NOT_RUN
                 and not r.transient]
-    decide(assignment, reference.path.parent / REFERENCE, [runs / s for s in executed])
+    if executed:
+        decide(assignment, reference.path.parent / REFERENCE, [runs / s for s in executed])
     shutil.rmtree(course / "submitted", ignore_errors=True)
     for student in executed:
         target = course / "submitted" / student / assignment

@@ -133,4 +133,5 @@ def test_a_failure_of_the_tool_is_tried_again_and_never_kept(tmp_path, monkeypat
                   confinement=unsandboxed)
     assert again[0].outcome == "malformed notebook"
     assert json.loads((tmp_path / "out" / "runs" / "alice.json").read_text())["outcome"] == "malformed notebook"
-    assert calls.read_text().split() == ["alice"] * 3  # twice in the first run, once more in the second
+    alice = [name for name in calls.read_text().split() if name == "alice"]  # the solution's run is also there
+    assert alice == ["alice"] * 3  # twice in the first run, once more in the second
