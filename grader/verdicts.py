@@ -48,10 +48,10 @@ def hidden(source) -> list[Hidden]:
         if not (cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")):
             continue
         text, grade_id = _block(cell.source), meta["grade_id"]
-        functions = {node.name: ast.get_source_segment(text, node) for node in ast.parse(text).body
+        body = ast.parse(text).body
+        functions = {node.name: ast.get_source_segment(text, node) for node in body
                      if isinstance(node, ast.FunctionDef)}
-        others = [node for node in ast.parse(text).body if not isinstance(node, ast.FunctionDef)]
-        calls = [ast.unparse(node) for node in others]
+        calls = [ast.unparse(node) for node in body if not isinstance(node, ast.FunctionDef)]
         if set(functions) != {"probe", "check"} or calls != ["workshop.hidden_checks(probe, check)"]:
             raise ValueError(f"{grade_id}: the hidden part must be `def probe()`, `def check(got, want)` and "
                              f"`workshop.hidden_checks(probe, check)`, nothing else (see workshop.grading)")
@@ -60,6 +60,7 @@ def hidden(source) -> list[Hidden]:
 
 
 def without_hidden(source: str) -> str:
+    """A cell's source without its hidden part: what a kernel runs of a test cell."""
     return HIDDEN.sub("", source)
 
 
