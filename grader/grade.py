@@ -305,8 +305,9 @@ def scores(course: Path, assignment: str) -> dict[str, tuple[float, float, dict[
     return found
 
 
-def _record(plan: Plan, student: str) -> dict | None:
-    record = plan.runs / f"{student}.json"
+def _record(runs: Path, student: str) -> dict | None:
+    """The kept result of a student's execution in `runs`, if any."""
+    record = runs / f"{student}.json"
     return json.loads(record.read_text()) if record.exists() else None
 
 
@@ -325,10 +326,10 @@ def _reference(plan: Plan, folder: Path) -> Submission:
 def decide(assignment: str, reference: Path, runs: list[Path]) -> None:
     """Run the hidden checks on each run's probe data against the reference's, in a process of their own
     (python -m grader.verdicts); each run gets RUN.verdicts.json. The solution's own run must have gone through."""
-    done = json.loads(Path(f"{reference}.json").read_text()) if Path(f"{reference}.json").exists() else {}
-    if done.get("outcome") != "graded":
-        raise RuntimeError(f"the solution of {assignment} did not run through: {done.get('outcome')} "
-                           f"{done.get('detail', '')}; see {reference}.log")
+    done = _record(reference.parent, reference.name)
+    if not done or done["outcome"] != "graded":
+        why = f"{done['outcome']}: {done['detail']}" if done else "the tool failed twice (see above); run again"
+        raise RuntimeError(f"the solution of {assignment} did not run through ({why}); its log: {reference}.log")
     source = SOLUTIONS / assignment / f"{assignment}.ipynb"
     for start in range(0, len(runs), 500):  # a bounded command line
         subprocess.run([sys.executable, "-m", "grader.verdicts", str(source), f"{reference}.probes.json",
@@ -366,7 +367,7 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
             continue
         where = replace(plan, runs=reference.path.parent) if submission is reference else plan
         key = where.key(sha256sum(submission.path))
-        done = _record(where, submission.student)
+        done = _record(where.runs, submission.student)
         if done and done.get("key") == key and not fresh:
             if submission is not reference:
                 results[submission.student] = Result(**done)
