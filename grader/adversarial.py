@@ -20,8 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+from grader.mutants import first_wrong
 from grader.release import RELEASE, REPO, SOLUTIONS, fill, solution_cells
-from grader.roundtrip import wrong_answers
 
 MARKER = "xss-from-a-student"  # appears in live markup of a report only if sanitizing failed
 SECRET = "WORKSHOP_INSTRUCTOR_SECRET"  # an environment variable of the grader's that no kernel may see
@@ -146,7 +146,7 @@ def build_class(assignment: str, folder: Path, out: Path, other: str, server: st
     released = nbformat.read(RELEASE / assignment / f"{assignment}.ipynb", as_version=4)
     right = solution_cells(nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4))
     first = next(iter(right))
-    wrong = {w.grade_id: w.source for w in wrong_answers(assignment)}
+    wrong = first_wrong(assignment)
     name = _functions(right[first])[-1]
     test_id = next(c.metadata["nbgrader"]["grade_id"] for c in released.cells
                    if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith(f"{first}-test"))

@@ -15,14 +15,14 @@ from pathlib import Path
 import nbformat
 
 from grader.grade import grade
+from grader.mutants import first_wrong
 from grader.release import RELEASE, SOLUTIONS, fill, nbgrader, solution_cells
-from grader.roundtrip import wrong_answers
 
 
 def build(assignment: str, students: int, folder: Path) -> None:
     released = nbformat.read(RELEASE / assignment / f"{assignment}.ipynb", as_version=4)
     right = solution_cells(nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4))
-    wrong = {w.grade_id: w.source for w in wrong_answers(assignment)}
+    wrong = first_wrong(assignment)
     for k in range(students):
         nbformat.write(fill(released, right if k % 2 == 0 else wrong), folder / f"student{k:03d}.ipynb")
 

@@ -132,14 +132,16 @@ class SandboxedExecute(Execute):
     `sockets` is an empty folder of the grader's for the kernel's sockets; `log` a file for what the kernel
     process writes outside any cell; `sandboxed` False runs the kernel directly (the grading tool's --no-sandbox),
     with only the limits watched from outside; `cgroup` False polls /proc instead of making a cgroup (where the
-    probe found none can be made)."""
+    probe found none can be made); cells whose index is in `skip` are not run (the mutation gate's stop)."""
 
     def __init__(self, sockets: Path, limits: Limits, log: Path, uid: int | None = None,
-                 environment: dict[str, str] | None = None, sandboxed: bool = True, cgroup: bool = True, **kwargs):
+                 environment: dict[str, str] | None = None, sandboxed: bool = True, cgroup: bool = True,
+                 skip: range = range(0), **kwargs):
         super().__init__(timeout=limits.cell_seconds, interrupt_on_timeout=False, shutdown_kernel="immediate",
                          **kwargs)
         self.sockets, self.limits, self.kernel_log, self.uid = Path(sockets), limits, Path(log), uid
         self.environment, self.sandboxed, self.use_cgroup = environment or {}, sandboxed, cgroup
+        self.skip = skip
         self.cgroup: Cgroup | None = None
         self.run = Run()
         self._cell: int | None = None
@@ -188,6 +190,8 @@ class SandboxedExecute(Execute):
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def preprocess_cell(self, cell, resources, index):
+        if index in self.skip:
+            return cell, resources
         self._cell = index
         if is_probe(cell) and self._before_probes is None:
             self._before_probes = [copy.deepcopy(c.get("outputs")) for c in self.nb.cells[:index]]

@@ -49,7 +49,7 @@ from grader.release import GRADER, RELEASE, REPO, SOLUTIONS, fill, nbgrader, sol
 from grader.reports import OUTCOMES, summarise
 from grader.sandbox import FIRST_UID, Confinement, Limits, capabilities
 from grader.submissions import Submission, collect_zip, find_submissions
-from grader.verdicts import collect, hidden, probe_cells, without_hidden
+from grader.verdicts import collect, hidden, is_probe, probe_cells, without_hidden
 from workshop.data import sha256sum
 
 NOT_RUN = ("malformed notebook", "wrong assignment", "refused")
@@ -100,9 +100,9 @@ class Plan:
                 "notebooks": [sha256sum(folder / self.assignment / f"{self.assignment}.ipynb")
                               for folder in (SOLUTIONS, RELEASE)]}
 
-    def key(self, submission_sha256: str) -> str:
+    def key(self, submission_sha256: str, stop_after: str = "") -> str:
         """A digest of everything an execution depends on."""
-        parts = {"submission": submission_sha256, **self._depends_on}
+        parts = {"submission": submission_sha256, "stop_after": stop_after, **self._depends_on}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -158,12 +158,23 @@ def _take_slot(slots) -> None:
     _slot = slots.get()
 
 
-def execute_one(plan: Plan, submission: Submission, key: str) -> Result:
+def after_tests(nb, exercise: str) -> range:
+    """Indices of the cells after the last test cell of `exercise` (named EXERCISE-test...), probes excluded."""
+    ids = [c.get("metadata", {}).get("nbgrader", {}).get("grade_id", "") for c in nb.cells]
+    last = max((i for i, g in enumerate(ids) if g.startswith(f"{exercise}-test")), default=None)
+    if last is None:
+        raise ValueError(f"no test cell of {exercise}")
+    end = next((i for i, c in enumerate(nb.cells) if is_probe(c)), len(nb.cells))
+    return range(last + 1, end)
+
+
+def execute_one(plan: Plan, submission: Submission, key: str, stop_after: str = "") -> Result:
     """Check, sanitize (nbgrader) and execute one submission in the sandbox; save the executed notebook.
+    With `stop_after` (an exercise), no cell after that exercise's tests runs, except the probes.
     A failure of the tool's own is tried once more, then reported as transient (not kept)."""
     for attempt in (1, 2):
         try:
-            result = _execute(plan, submission)
+            result = _execute(plan, submission, stop_after)
         except Exception as error:  # noqa: BLE001 - one broken submission must not stop the class
             result = Result(submission.student, sha256sum(submission.path), outcome="crashed", transient=True,
                             detail=f"grading failed: {type(error).__name__}: {error}")
@@ -174,7 +185,7 @@ def execute_one(plan: Plan, submission: Submission, key: str) -> Result:
     return result
 
 
-def _execute(plan: Plan, submission: Submission) -> Result:
+def _execute(plan: Plan, submission: Submission, stop_after: str = "") -> Result:
     assignment, student = plan.assignment, submission.student
     result = Result(student, sha256sum(submission.path))
     try:
@@ -206,7 +217,8 @@ def _execute(plan: Plan, submission: Submission) -> Result:
         nb.cells += probe_cells(hidden(source))
         uid = FIRST_UID + _slot if os.geteuid() == 0 else None
         executor = SandboxedExecute(Path(sockets), plan.limits, plan.runs / f"{student}.log", uid=uid,
-                                    environment=plan.environment, sandboxed=plan.sandboxed, cgroup=plan.cgroup)
+                                    environment=plan.environment, sandboxed=plan.sandboxed, cgroup=plan.cgroup,
+                                    skip=after_tests(nb, stop_after) if stop_after else range(0))
         nb, _ = executor.preprocess(nb, resources)
     run = executor.run
     result.outcome, result.cell, result.detail, result.seconds = run.outcome, run.cell, run.detail, run.seconds
@@ -339,11 +351,14 @@ def decide(assignment: str, reference: Path, runs: list[Path]) -> None:
 
 def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_count() or 1,
           limits: Limits | None = None, progress: bool = True, fresh: bool = False, profile: str = "quick",
-          confinement: Confinement | None = None) -> list[Result]:
+          confinement: Confinement | None = None, stop_after: dict[str, str] | None = None) -> list[Result]:
     """Grade every submission of `assignment`; results and reports go to `out`.
 
     Executions of an earlier run are reused where nothing they depend on changed (Plan.key), unless `fresh`.
-    `confinement` None probes the machine (capabilities()); Confinement.none() grades without a sandbox."""
+    `confinement` None probes the machine (capabilities()); Confinement.none() grades without a sandbox.
+    `stop_after` (student -> exercise, for the mutation gate, grader.mutants) runs those submissions only up to
+    that exercise's tests; every probe still runs."""
+    stop_after = stop_after or {}
     workers = max(1, workers)
     limits = limits or Limits()
     if not limits.threads:
@@ -366,13 +381,14 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
                                                  detail=submission.refused, notes=submission.notes)
             continue
         where = replace(plan, runs=reference.path.parent) if submission is reference else plan
-        key = where.key(sha256sum(submission.path))
+        stop = "" if submission is reference else stop_after.get(submission.student, "")
+        key = where.key(sha256sum(submission.path), stop)
         done = _record(where.runs, submission.student)
         if done and done.get("key") == key and not fresh:
             if submission is not reference:
                 results[submission.student] = Result(**done)
         else:
-            todo.append((where, submission, key))
+            todo.append((where, submission, key, stop))
     slots = multiprocessing.get_context().Queue()
     for slot in range(workers):
         slots.put(slot)
@@ -399,12 +415,15 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
         target.mkdir(parents=True)
         shutil.copyfile(runs / f"{student}.submitted.ipynb", target / f"{assignment}.ipynb")
     if executed:
-        env = {"PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        # nbgrader's warnings are about our own steps (test cells restored, checksums of cells whose hidden part
+        # we removed, its database session): the summary says what concerns a submission
+        env = {"PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+               "PYTHONWARNINGS": "ignore:::nbgrader.api"}
         try:
-            nbgrader("autograde", assignment, "--force", cwd=course, **env)
+            nbgrader("autograde", assignment, "--force", cwd=course, log_level="ERROR", **env)
         except subprocess.CalledProcessError:  # nbgrader went on with the others; those it failed are found below
             pass
-        nbgrader("generate_feedback", assignment, "--force", cwd=course, **env)
+        nbgrader("generate_feedback", assignment, "--force", cwd=course, log_level="ERROR", **env)
     feedback = out / "feedback"
     shutil.rmtree(feedback, ignore_errors=True)
     feedback.mkdir()

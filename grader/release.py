@@ -20,14 +20,15 @@ def assignments() -> list[str]:
     return sorted(p.parent.name for p in SOLUTIONS.glob("*/*.ipynb") if p.stem == p.parent.name)
 
 
-def nbgrader(*args: str, cwd: Path = GRADER, **environment: str) -> None:
+def nbgrader(*args: str, cwd: Path = GRADER, log_level: str = "WARN", **environment: str) -> None:
     """Run an nbgrader command with extra environment variables; from grader/ it reads grader/nbgrader_config.py.
 
     The environment's bin/ goes first on PATH: nbgrader runs its `alembic` from there.
     """
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, **environment, "PATH": path}
-    subprocess.run([sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"], cwd=cwd, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--log-level={log_level}"], cwd=cwd, env=env,
+                   check=True)
 
 
 def solution_cells(notebook) -> dict[str, str]:

@@ -1,0 +1,161 @@
+"""The mutation gate: python -m grader.mutants [ASSIGNMENT ...] [--only EXERCISE].
+
+For every exercise (solution cell) of an assignment, grader/fixtures/ASSIGNMENT/ holds plausible wrong answers
+(wrong.py, at least three) and correct answers written differently from the solution (right.py, at least two),
+as sections headed `# %% EXERCISE: why`. Everything is graded with grader.grade, the path of a real class
+(sandboxed where the machine allows, hidden checks decided outside the kernel), in one run per assignment:
+- the solution (full marks expected) and the untouched student notebook (zero expected);
+- `right-K`: the K-th correct alternative of every exercise in one notebook (the solution where an exercise has
+  fewer), executed whole (full marks expected);
+- `wrong-EXERCISE-K`: the solution with one wrong answer, executed only up to its exercise's tests (that exercise
+  must lose points; the later cells cannot change its score, so they are not run).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from grader.release import GRADER, RELEASE, SOLUTIONS, assignments, fill, solution_cells
+
+FIXTURES = GRADER / "fixtures"
+SECTION = re.compile(r"^# %% (?P<grade_id>[\w-]+): (?P<why>.+)$", re.MULTILINE)
+WRONG, RIGHT = 3, 2  # the fewest answers of each kind per exercise
+
+
+@dataclass(frozen=True)
+class Answer:
+    grade_id: str  # the solution cell it replaces
+    why: str
+    source: str
+    correct: bool
+    student: str  # the submission that holds it
+
+
+def answers(assignment: str, correct: bool) -> list[Answer]:
+    """The sections of grader/fixtures/ASSIGNMENT/right.py (correct) or wrong.py, in file order."""
+    path = FIXTURES / assignment / ("right.py" if correct else "wrong.py")
+    text = path.read_text() if path.exists() else ""
+    heads = list(SECTION.finditer(text))
+    ends = [h.start() for h in heads[1:]] + [len(text)]
+    found, seen = [], {}
+    for head, end in zip(heads, ends):
+        k = seen[head["grade_id"]] = seen.get(head["grade_id"], 0) + 1
+        student = f"right-{k}" if correct else f"wrong-{head['grade_id']}-{k}"
+        found.append(Answer(head["grade_id"], head["why"], text[head.end():end].strip() + "\n", correct, student))
+    return found
+
+
+def first_wrong(assignment: str) -> dict[str, str]:
+    """One plausible wrong answer per exercise (the first of each in wrong.py): an "all wrong" notebook."""
+    found: dict[str, str] = {}
+    for answer in answers(assignment, correct=False):
+        found.setdefault(answer.grade_id, answer.source)
+    return found
+
+
+@dataclass
+class Gate:
+    assignment: str
+    scores: dict[str, dict[str, tuple[float, float]]]  # submission -> test cell -> (score, max)
+    answers: list[Answer]
+    seconds: float
+
+    def total(self, submission: str) -> tuple[float, float]:
+        cells = self.scores[submission].values()
+        return sum(s for s, _ in cells), sum(m for _, m in cells)
+
+    def exercise(self, submission: str, grade_id: str) -> tuple[float, float]:
+        """Score of the test cells of exercise `grade_id` (named `grade_id`-test...)."""
+        cells = [v for k, v in self.scores[submission].items() if k.startswith(f"{grade_id}-test")]
+        return sum(s for s, _ in cells), sum(m for _, m in cells)
+
+    def caught(self, answer: Answer) -> bool:
+        """A wrong answer lost points on its exercise; a correct one kept them all."""
+        score, most = self.exercise(answer.student, answer.grade_id)
+        return score == most > 0 if answer.correct else score < most
+
+    def table(self) -> str:
+        lines = [f"Mutation gate for {self.assignment} ({self.seconds:.0f} s)"]
+        for student in ("solution", "blank"):
+            score, most = self.total(student)
+            lines.append(f"  {student:<34} {score:5.1f} / {most:.1f}")
+        lines.append(f"  {'exercise':<24} {'answer':<9} {'score':>11}  verdict  why")
+        for answer in self.answers:
+            score, most = self.exercise(answer.student, answer.grade_id)
+            verdict = ("full" if answer.correct else "caught") if self.caught(answer) else "MISSED"
+            kind = answer.student.rsplit("-", 1)[0] if answer.correct else "wrong"
+            lines.append(f"  {answer.grade_id:<24} {kind:<9} {score:4.1f} / {most:4.1f}  {verdict:<7}  {answer.why}")
+        return "\n".join(lines)
+
+
+def gate(assignment: str, only: str = "", workdir: Path | None = None) -> Gate:
+    """Grade the solution, the blank notebook, the correct alternatives and every wrong answer of `assignment`
+    (with `only`, of that exercise alone) in one grading run."""
+    from grader.grade import grade
+    from grader.sandbox import Confinement, capabilities
+
+    start = time.perf_counter()
+    work = Path(workdir or tempfile.mkdtemp(prefix=f"mutants-{assignment}-"))
+    name = f"{assignment}.ipynb"
+    released = nbformat.read(RELEASE / assignment / name, as_version=4)
+    solution = solution_cells(nbformat.read(SOLUTIONS / assignment / name, as_version=4))
+    found = [a for a in answers(assignment, True) + answers(assignment, False) if not only or a.grade_id == only]
+    unknown = {a.grade_id for a in found} - set(solution)
+    if unknown:
+        raise ValueError(f"{FIXTURES / assignment} names unknown exercises: {sorted(unknown)}")
+    submissions = {"solution": solution, "blank": {}}
+    for answer in found:
+        base = submissions.setdefault(answer.student, dict(solution))
+        base[answer.grade_id] = answer.source
+    (work / "class").mkdir(parents=True, exist_ok=True)
+    for student, cells in submissions.items():
+        nbformat.write(fill(released, cells), work / "class" / f"{student}.ipynb")
+    confinement = capabilities()
+    if confinement.broken():
+        confinement = Confinement.none("mutation gate without a sandbox")
+    results = grade(assignment, work / "class", work / "out", workers=os.cpu_count() or 1, progress=False,
+                    confinement=confinement,
+                    stop_after={a.student: a.grade_id for a in found if not a.correct})
+    stopped = [f"{r.student}: {r.outcome} {r.detail}" for r in results if r.outcome != "graded"]
+    if stopped:
+        raise RuntimeError(f"{assignment}: not every submission ran through: {stopped}")
+    scores = read_scores(work / "out" / "course", assignment, list(submissions))
+    shutil.rmtree(work, ignore_errors=True)
+    return Gate(assignment, scores, found, time.perf_counter() - start)
+
+
+def read_scores(course: Path, assignment: str, students: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for student in students:
+            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+            scores[student] = {g.name: (float(g.score), float(g.max_score)) for g in notebook.grades}
+    return scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grader.mutants", description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("assignments", nargs="*", help="default: every assignment")
+    parser.add_argument("--only", default="", help="one exercise's answers only (for writing fixtures)")
+    args = parser.parse_args(argv)
+    missed = 0
+    for assignment in args.assignments or assignments():
+        result = gate(assignment, args.only)
+        print(result.table(), flush=True)
+        missed += sum(not result.caught(a) for a in result.answers)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
