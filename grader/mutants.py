@@ -5,10 +5,12 @@ For every exercise (solution cell) of an assignment, grader/fixtures/ASSIGNMENT/
 as sections headed `# %% EXERCISE: why`. Everything is graded with grader.grade, the path of a real class
 (sandboxed where the machine allows, hidden checks decided outside the kernel), in one run per assignment:
 - the solution (full marks expected) and the untouched student notebook (zero expected);
-- `right-K`: the K-th correct alternative of every exercise in one notebook (the solution where an exercise has
-  fewer), executed whole (full marks expected);
 - `wrong-EXERCISE-K`: the solution with one wrong answer, executed only up to its exercise's tests (that exercise
-  must lose points; the later cells cannot change its score, so they are not run).
+  must lose points; the later cells cannot change its score, so they are not run);
+- `right-EXERCISE-1`: the same with the first correct alternative (full marks expected on its exercise: this also
+  proves that stopping after the exercise's tests cannot cost points);
+- `right-K` (K >= 2): the K-th correct alternative of every exercise in one notebook (the solution where an
+  exercise has fewer), executed whole (full marks expected).
 """
 
 import argparse
@@ -37,6 +39,7 @@ class Answer:
     source: str
     correct: bool
     student: str  # the submission that holds it
+    alone: bool  # the only answer in its submission, which stops after its exercise's tests
 
 
 def answers(assignment: str, correct: bool) -> list[Answer]:
@@ -48,8 +51,10 @@ def answers(assignment: str, correct: bool) -> list[Answer]:
     found, seen = [], {}
     for head, end in zip(heads, ends):
         k = seen[head["grade_id"]] = seen.get(head["grade_id"], 0) + 1
-        student = f"right-{k}" if correct else f"wrong-{head['grade_id']}-{k}"
-        found.append(Answer(head["grade_id"], head["why"], text[head.end():end].strip() + "\n", correct, student))
+        alone = not correct or k == 1
+        student = f"{'right' if correct else 'wrong'}-{head['grade_id']}-{k}" if alone else f"right-{k}"
+        found.append(Answer(head["grade_id"], head["why"], text[head.end():end].strip() + "\n", correct, student,
+                            alone))
     return found
 
 
@@ -91,7 +96,7 @@ class Gate:
         for answer in self.answers:
             score, most = self.exercise(answer.student, answer.grade_id)
             verdict = ("full" if answer.correct else "caught") if self.caught(answer) else "MISSED"
-            kind = answer.student.rsplit("-", 1)[0] if answer.correct else "wrong"
+            kind = "wrong" if not answer.correct else "right" if answer.alone else answer.student
             lines.append(f"  {answer.grade_id:<24} {kind:<9} {score:4.1f} / {most:4.1f}  {verdict:<7}  {answer.why}")
         return "\n".join(lines)
 
@@ -123,7 +128,7 @@ def gate(assignment: str, only: str = "", workdir: Path | None = None) -> Gate:
         confinement = Confinement.none("mutation gate without a sandbox")
     results = grade(assignment, work / "class", work / "out", workers=os.cpu_count() or 1, progress=False,
                     confinement=confinement,
-                    stop_after={a.student: a.grade_id for a in found if not a.correct})
+                    stop_after={a.student: a.grade_id for a in found if a.alone})
     stopped = [f"{r.student}: {r.outcome} {r.detail}" for r in results if r.outcome != "graded"]
     if stopped:
         raise RuntimeError(f"{assignment}: not every submission ran through: {stopped}")

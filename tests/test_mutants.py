@@ -31,3 +31,20 @@ def test_every_exercise_has_enough_answers(assignment):
             count = sum(a.grade_id == grade_id for a in answers(assignment, correct))
             assert count >= fewest, f"{grade_id}: {count} {'correct' if correct else 'wrong'} answers, " \
                                     f"at least {fewest} wanted"
+
+
+def test_a_stopped_run_skips_exactly_the_cells_after_the_exercise_tests():
+    from grader.grade import after_tests
+    from grader.release import RELEASE
+    from grader.verdicts import hidden, probe_cells
+
+    nb = nbformat.read(RELEASE / "01-backprop" / "01-backprop.ipynb", as_version=4)
+    source = nbformat.read(SOLUTIONS / "01-backprop" / "01-backprop.ipynb", as_version=4)
+    cells = len(nb.cells)
+    nb.cells += probe_cells(hidden(source))
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    skipped = after_tests(nb, "adam")
+    assert ids[skipped.start - 1] == "adam-test" and skipped.stop == cells
+    assert "train" in [ids[i] for i in skipped] and "train-test" in [ids[i] for i in skipped]
+    with pytest.raises(ValueError):
+        after_tests(nb, "no-such-exercise")
