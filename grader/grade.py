@@ -351,13 +351,14 @@ def decide(assignment: str, reference: Path, runs: list[Path]) -> None:
 
 def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_count() or 1,
           limits: Limits | None = None, progress: bool = True, fresh: bool = False, profile: str = "quick",
-          confinement: Confinement | None = None, stop_after: dict[str, str] | None = None) -> list[Result]:
+          confinement: Confinement | None = None, stop_after: dict[str, str] | None = None,
+          feedback: bool = True) -> list[Result]:
     """Grade every submission of `assignment`; results and reports go to `out`.
 
     Executions of an earlier run are reused where nothing they depend on changed (Plan.key), unless `fresh`.
     `confinement` None probes the machine (capabilities()); Confinement.none() grades without a sandbox.
     `stop_after` (student -> exercise, for the mutation gate, grader.mutants) runs those submissions only up to
-    that exercise's tests; every probe still runs."""
+    that exercise's tests; every probe still runs. `feedback` False writes no feedback pages (scores only)."""
     stop_after = stop_after or {}
     workers = max(1, workers)
     limits = limits or Limits()
@@ -423,18 +424,22 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
             nbgrader("autograde", assignment, "--force", cwd=course, log_level="ERROR", **env)
         except subprocess.CalledProcessError:  # nbgrader went on with the others; those it failed are found below
             pass
-        nbgrader("generate_feedback", assignment, "--force", cwd=course, log_level="ERROR", **env)
-    feedback = out / "feedback"
-    shutil.rmtree(feedback, ignore_errors=True)
-    feedback.mkdir()
+        if feedback:
+            nbgrader("generate_feedback", assignment, "--force", cwd=course, log_level="ERROR", **env)
+    pages = out / "feedback"
+    shutil.rmtree(pages, ignore_errors=True)
+    pages.mkdir()
     for student, (score, most, per) in scores(course, assignment).items():
         if student in results:
             results[student].score, results[student].max_score, results[student].exercises = score, most, per
         page = course / "feedback" / student / assignment / f"{assignment}.html"
         if page.exists():
-            shutil.copyfile(page, feedback / f"{student}.html")
-    for student in executed:
-        if not (feedback / f"{student}.html").exists() and results[student].outcome == "graded":
+            shutil.copyfile(page, pages / f"{student}.html")
+    for student in executed:  # nbgrader removes what it failed to autograde
+        graded = (course / "autograded" / student / assignment / f"{assignment}.ipynb").exists()
+        if feedback:
+            graded = graded and (pages / f"{student}.html").exists()
+        if not graded and results[student].outcome == "graded":
             results[student].outcome, results[student].detail = "crashed", "nbgrader could not grade it (see its log)"
     most = max((r.max_score for r in results.values()), default=0.0)
     for r in results.values():

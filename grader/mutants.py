@@ -11,6 +11,7 @@ as sections headed `# %% EXERCISE: why`. Everything is graded with grader.grade,
   proves that stopping after the exercise's tests cannot cost points);
 - `right-K` (K >= 2): the K-th correct alternative of every exercise in one notebook (the solution where an
   exercise has fewer), executed whole (full marks expected).
+Only scores are wanted, so no feedback pages are written (tests/test_class.py covers them).
 """
 
 import argparse
@@ -128,7 +129,7 @@ def gate(assignment: str, only: str = "", workdir: Path | None = None) -> Gate:
         confinement = Confinement.none("mutation gate without a sandbox")
     results = grade(assignment, work / "class", work / "out", workers=os.cpu_count() or 1, progress=False,
                     confinement=confinement,
-                    stop_after={a.student: a.grade_id for a in found if a.alone})
+                    stop_after={a.student: a.grade_id for a in found if a.alone}, feedback=False)
     stopped = [f"{r.student}: {r.outcome} {r.detail}" for r in results if r.outcome != "graded"]
     if stopped:
         raise RuntimeError(f"{assignment}: not every submission ran through: {stopped}")
