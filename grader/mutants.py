@@ -11,7 +11,8 @@ as sections headed `# %% EXERCISE: why`. Everything is graded with grader.grade,
   proves that stopping after the exercise's tests cannot cost points);
 - `right-K` (K >= 2): the K-th correct alternative of every exercise in one notebook (the solution where an
   exercise has fewer), executed whole (full marks expected).
-Only scores are wanted, so no feedback pages are written (tests/test_class.py covers them).
+Only scores are wanted, so no feedback pages are written (tests/test_class.py covers them). `make test` grades
+the first WRONG wrong and RIGHT correct answers of each exercise; --every grades them all (about a third more).
 """
 
 import argparse
@@ -41,6 +42,7 @@ class Answer:
     correct: bool
     student: str  # the submission that holds it
     alone: bool  # the only answer in its submission, which stops after its exercise's tests
+    k: int  # its place among the answers of its kind to its exercise, from 1
 
 
 def answers(assignment: str, correct: bool) -> list[Answer]:
@@ -55,7 +57,7 @@ def answers(assignment: str, correct: bool) -> list[Answer]:
         alone = not correct or k == 1
         student = f"{'right' if correct else 'wrong'}-{head['grade_id']}-{k}" if alone else f"right-{k}"
         found.append(Answer(head["grade_id"], head["why"], text[head.end():end].strip() + "\n", correct, student,
-                            alone))
+                            alone, k))
     return found
 
 
@@ -102,9 +104,10 @@ class Gate:
         return "\n".join(lines)
 
 
-def gate(assignment: str, only: str = "", workdir: Path | None = None) -> Gate:
-    """Grade the solution, the blank notebook, the correct alternatives and every wrong answer of `assignment`
-    (with `only`, of that exercise alone) in one grading run."""
+def gate(assignment: str, only: str = "", every: bool = False, workdir: Path | None = None) -> Gate:
+    """Grade the solution, the blank notebook, the correct alternatives and the wrong answers of `assignment`
+    (the first WRONG and RIGHT of each exercise, or with `every` all; with `only`, of that exercise alone) in one
+    grading run."""
     from grader.grade import grade
     from grader.sandbox import Confinement, capabilities
 
@@ -114,6 +117,8 @@ def gate(assignment: str, only: str = "", workdir: Path | None = None) -> Gate:
     released = nbformat.read(RELEASE / assignment / name, as_version=4)
     solution = solution_cells(nbformat.read(SOLUTIONS / assignment / name, as_version=4))
     found = [a for a in answers(assignment, True) + answers(assignment, False) if not only or a.grade_id == only]
+    if not every:
+        found = [a for a in found if a.k <= (RIGHT if a.correct else WRONG)]
     unknown = {a.grade_id for a in found} - set(solution)
     if unknown:
         raise ValueError(f"{FIXTURES / assignment} names unknown exercises: {sorted(unknown)}")
@@ -154,10 +159,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("assignments", nargs="*", help="default: every assignment")
     parser.add_argument("--only", default="", help="one exercise's answers only (for writing fixtures)")
+    parser.add_argument("--every", action="store_true", help=f"every answer, not only the first {WRONG} wrong "
+                        f"and {RIGHT} correct of each exercise")
     args = parser.parse_args(argv)
     missed = 0
     for assignment in args.assignments or assignments():
-        result = gate(assignment, args.only)
+        result = gate(assignment, args.only, args.every)
         print(result.table(), flush=True)
         missed += sum(not result.caught(a) for a in result.answers)
     return 1 if missed else 0
