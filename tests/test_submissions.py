@@ -111,7 +111,7 @@ def test_a_failure_of_the_tool_is_tried_again_and_never_kept(tmp_path, monkeypat
     (tmp_path / "class" / "alice.ipynb").write_bytes(NOTEBOOK)
     calls = tmp_path / "calls"  # written by the worker processes
 
-    def broken(plan, submission):
+    def broken(plan, submission, stop_after=""):
         with open(calls, "a") as f:
             f.write(submission.student + "\n")
         raise OSError("the machine was busy")
@@ -123,7 +123,7 @@ def test_a_failure_of_the_tool_is_tried_again_and_never_kept(tmp_path, monkeypat
     assert results[0].outcome == "crashed" and results[0].transient and "attempt 2 of 2" in results[0].detail
     assert not (tmp_path / "out" / "runs" / "alice.json").exists()
 
-    def refused(plan, submission):
+    def refused(plan, submission, stop_after=""):
         with open(calls, "a") as f:
             f.write(submission.student + "\n")
         return Result(submission.student, "x", outcome="malformed notebook", detail="stand-in")
