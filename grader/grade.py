@@ -76,7 +76,8 @@ class Result:
     seconds: float = 0.0
     score: float = 0.0
     max_score: float = 0.0
-    exercises: dict[str, float] = field(default_factory=dict)
+    exercises: dict[str, float] = field(default_factory=dict)  # score per exercise
+    exercise_max: dict[str, float] = field(default_factory=dict)  # the most each exercise can score
     key: str = ""  # what its execution depended on (see Plan.key)
     transient: bool = False  # the tool failed, not the submission: never kept, tried again next run
 
@@ -301,19 +302,22 @@ def write_course(course: Path, assignment: str, runs: Path) -> None:
         nbgrader("generate_assignment", assignment, "--force", cwd=course)
 
 
-def scores(course: Path, assignment: str) -> dict[str, tuple[float, float, dict[str, float]]]:
-    """Student -> (score, max score, score per exercise) from the gradebook."""
+def scores(course: Path, assignment: str) -> dict[str, tuple[float, float, dict[str, float], dict[str, float]]]:
+    """Student -> (score, max score, score per exercise, max per exercise) from the gradebook; an exercise's test
+    cells are named EXERCISE-test..."""
     from nbgrader.api import Gradebook
 
     found = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for submission in gb.assignment_submissions(assignment):
             per: dict[str, float] = {}
+            most: dict[str, float] = {}
             for notebook in submission.notebooks:
                 for grade in notebook.grades:
                     exercise = grade.name.split("-test")[0]
                     per[exercise] = per.get(exercise, 0.0) + (grade.score or 0.0)
-            found[submission.student.id] = (submission.score, submission.max_score, per)
+                    most[exercise] = most.get(exercise, 0.0) + (grade.max_score or 0.0)
+            found[submission.student.id] = (submission.score, submission.max_score, per, most)
     return found
 
 
@@ -429,9 +433,10 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     pages = out / "feedback"
     shutil.rmtree(pages, ignore_errors=True)
     pages.mkdir()
-    for student, (score, most, per) in scores(course, assignment).items():
+    for student, (score, most, per, per_most) in scores(course, assignment).items():
         if student in results:
-            results[student].score, results[student].max_score, results[student].exercises = score, most, per
+            result = results[student]
+            result.score, result.max_score, result.exercises, result.exercise_max = score, most, per, per_most
         page = course / "feedback" / student / assignment / f"{assignment}.html"
         if page.exists():
             shutil.copyfile(page, pages / f"{student}.html")

@@ -72,7 +72,7 @@ def first_wrong(assignment: str) -> dict[str, str]:
 @dataclass
 class Gate:
     assignment: str
-    scores: dict[str, dict[str, tuple[float, float]]]  # submission -> test cell -> (score, max)
+    scores: dict[str, dict[str, tuple[float, float]]]  # submission -> exercise -> (score, max)
     answers: list[Answer]
     seconds: float
 
@@ -81,9 +81,7 @@ class Gate:
         return sum(s for s, _ in cells), sum(m for _, m in cells)
 
     def exercise(self, submission: str, grade_id: str) -> tuple[float, float]:
-        """Score of the test cells of exercise `grade_id` (named `grade_id`-test...)."""
-        cells = [v for k, v in self.scores[submission].items() if k.startswith(f"{grade_id}-test")]
-        return sum(s for s, _ in cells), sum(m for _, m in cells)
+        return self.scores[submission].get(grade_id, (0.0, 0.0))
 
     def caught(self, answer: Answer) -> bool:
         """A wrong answer lost points on its exercise; a correct one kept them all."""
@@ -138,20 +136,9 @@ def gate(assignment: str, only: str = "", every: bool = False, workdir: Path | N
     stopped = [f"{r.student}: {r.outcome} {r.detail}" for r in results if r.outcome != "graded"]
     if stopped:
         raise RuntimeError(f"{assignment}: not every submission ran through: {stopped}")
-    scores = read_scores(work / "out" / "course", assignment, list(submissions))
+    scores = {r.student: {e: (r.exercises[e], r.exercise_max[e]) for e in r.exercise_max} for r in results}
     shutil.rmtree(work, ignore_errors=True)
     return Gate(assignment, scores, found, time.perf_counter() - start)
-
-
-def read_scores(course: Path, assignment: str, students: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
-    from nbgrader.api import Gradebook
-
-    scores = {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        for student in students:
-            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
-            scores[student] = {g.name: (float(g.score), float(g.max_score)) for g in notebook.grades}
-    return scores
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,7 +106,7 @@ def summarise(results: list, out: Path, assignment: str, sandbox: str) -> str:
         lines.append(f"  {r.student:<{width}} {r.score:5.1f} / {r.max_score:4.1f}  {r.outcome}{where}{why}{notes}")
     text = "\n".join(lines)
     (out / "summary.txt").write_text(text + "\n")
-    most = {e: max((r.exercises.get(e, 0.0) for r in results), default=0.0) for e in exercises}
+    most = {e: max((r.exercise_max.get(e, 0.0) for r in results), default=0.0) for e in exercises}
     figures = "".join(
         f'<img alt="{html.escape(e)}" src="data:image/png;base64,'
         f'{histogram_png([r.exercises.get(e, 0.0) for r in results], most[e], e)}">'
