@@ -19,6 +19,7 @@ A grading failure of the tool's own (the kernel did not start) is tried again, a
 
 import argparse
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -44,6 +45,7 @@ from nbgrader.preprocessors import (
 from tqdm import tqdm
 from traitlets import Unicode
 
+from grader import branches
 from grader.execute import SandboxedExecute
 from grader.release import GRADER, RELEASE, REPO, SOLUTIONS, fill, nbgrader, solution_cells
 from grader.reports import OUTCOMES, summarise
@@ -101,9 +103,9 @@ class Plan:
                 "notebooks": [sha256sum(folder / self.assignment / f"{self.assignment}.ipynb")
                               for folder in (SOLUTIONS, RELEASE)]}
 
-    def key(self, submission_sha256: str, stop_after: str = "") -> str:
+    def key(self, submission_sha256: str, stop_after: str = "", shared: bool = False) -> str:
         """A digest of everything an execution depends on."""
-        parts = {"submission": submission_sha256, "stop_after": stop_after, **self._depends_on}
+        parts = {"submission": submission_sha256, "stop_after": stop_after, "shared": shared, **self._depends_on}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -186,7 +188,9 @@ def execute_one(plan: Plan, submission: Submission, key: str, stop_after: str = 
     return result
 
 
-def _execute(plan: Plan, submission: Submission, stop_after: str = "") -> Result:
+def _prepare(plan: Plan, submission: Submission, sockets: str) -> tuple[Result, object, object, dict]:
+    """Read, check and sanitize (nbgrader) one submission, and append the probes: (result so far, the notebook as
+    submitted, the notebook to execute, resources); both notebooks are None when it cannot be executed."""
     assignment, student = plan.assignment, submission.student
     result = Result(student, sha256sum(submission.path))
     try:
@@ -194,44 +198,98 @@ def _execute(plan: Plan, submission: Submission, stop_after: str = "") -> Result
         nbformat.validate(nb)
     except Exception as error:  # noqa: BLE001 - any unreadable file is a malformed notebook
         result.outcome, result.detail = "malformed notebook", f"{type(error).__name__}: {str(error)[:200]}"
-        return result
+        return result, None, None, {}
     release = nbformat.read(RELEASE / assignment / f"{assignment}.ipynb", as_version=4)
     result.outcome, result.notes = inspect(nb, release)
     if result.outcome != "graded":
         result.detail = f"none of its graded cells belongs to {assignment}"
-        return result
+        return result, None, None, {}
     checked = nbformat.from_dict(nb)  # as submitted, with re-pointed test cells' metadata restored
     resources = {"nbgrader": {"db_url": f"sqlite:///{plan.course / 'gradebook.db'}", "assignment": assignment,
-                              "notebook": assignment, "student": student}}
+                              "notebook": assignment, "student": student}, "metadata": {"path": sockets}}
+    try:
+        for step in (ClearOutput(), DeduplicateIds(), OverwriteKernelspec(), OverwriteCells(add_missing_cells=True),
+                     CheckCellMetadata()):
+            nb, resources = step.preprocess(nb, resources)
+    except Exception as error:  # noqa: BLE001 - nbgrader rejects tampered metadata with assorted errors
+        result.outcome, result.detail = "malformed notebook", f"nbgrader: {str(error)[:200]}"
+        return result, None, None, {}
+    for cell in nb.cells:  # test cells come back from the gradebook whole: hidden tests never run in the kernel
+        cell.source = without_hidden(cell.source)
+    source = nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
+    nb.cells += probe_cells(hidden(source))
+    return result, checked, nb, resources
+
+
+def _executor(plan: Plan, sockets: str, log: Path, limits: Limits | None = None, skip: range = range(0)):
+    return SandboxedExecute(Path(sockets), limits or plan.limits, log, environment=plan.environment,
+                            uid=FIRST_UID + _slot if os.geteuid() == 0 else None, sandboxed=plan.sandboxed,
+                            cgroup=plan.cgroup, skip=skip)
+
+
+def _keep(plan: Plan, student: str, checked, nb) -> None:
+    """Save an executed notebook for the verdicts and nbgrader: as submitted, its probe data, as executed."""
+    nbformat.write(checked, plan.runs / f"{student}.submitted.ipynb")
+    (plan.runs / f"{student}.probes.json").write_text(json.dumps(collect(nb)))
+    nbformat.write(nb, plan.runs / f"{student}.ipynb")
+
+
+def _execute(plan: Plan, submission: Submission, stop_after: str = "") -> Result:
     with tempfile.TemporaryDirectory(prefix="grade-") as sockets:
-        resources["metadata"] = {"path": sockets}
-        try:
-            for step in (ClearOutput(), DeduplicateIds(), OverwriteKernelspec(), OverwriteCells(add_missing_cells=True),
-                         CheckCellMetadata()):
-                nb, resources = step.preprocess(nb, resources)
-        except Exception as error:  # noqa: BLE001 - nbgrader rejects tampered metadata with assorted errors
-            result.outcome, result.detail = "malformed notebook", f"nbgrader: {str(error)[:200]}"
+        result, checked, nb, resources = _prepare(plan, submission, sockets)
+        if nb is None:
             return result
-        for cell in nb.cells:  # test cells come back from the gradebook whole: hidden tests never run in the kernel
-            cell.source = without_hidden(cell.source)
-        source = nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
-        nb.cells += probe_cells(hidden(source))
-        uid = FIRST_UID + _slot if os.geteuid() == 0 else None
-        executor = SandboxedExecute(Path(sockets), plan.limits, plan.runs / f"{student}.log", uid=uid,
-                                    environment=plan.environment, sandboxed=plan.sandboxed, cgroup=plan.cgroup,
-                                    skip=after_tests(nb, stop_after) if stop_after else range(0))
+        executor = _executor(plan, sockets, plan.runs / f"{submission.student}.log",
+                             skip=after_tests(nb, stop_after) if stop_after else range(0))
         nb, _ = executor.preprocess(nb, resources)
     run = executor.run
     result.outcome, result.cell, result.detail, result.seconds = run.outcome, run.cell, run.detail, run.seconds
     result.transient = run.transient
     if run.outcome == "crashed":
-        result.detail += f"; the kernel's own output is in runs/{student}.log"
-    if result.transient:
-        return result
-    nbformat.write(checked, plan.runs / f"{student}.submitted.ipynb")
-    (plan.runs / f"{student}.probes.json").write_text(json.dumps(collect(nb)))
-    nbformat.write(nb, plan.runs / f"{student}.ipynb")
+        result.detail += f"; the kernel's own output is in runs/{submission.student}.log"
+    if not result.transient:
+        _keep(plan, submission.student, checked, nb)
     return result
+
+
+def execute_branches(plan: Plan, reference: Submission, tasks: list[tuple[Submission, str, str]]) -> list[Result]:
+    """Execute stopped submissions (submission, key, exercise) as branches of one kernel (grader.branches).
+    One that differs from the solution elsewhere than in its exercise, or all of them if the shared kernel does
+    not run through, is executed alone instead."""
+    alone, members, kept = [], [], []
+    with tempfile.TemporaryDirectory(prefix="grade-") as sockets:
+        _, _, base, resources = _prepare(plan, reference, sockets)
+        for task in tasks:
+            submission, key, exercise = task
+            result, checked, nb, _ = _prepare(plan, submission, sockets)
+            if nb is None:
+                alone.append(task)
+                continue
+            start, end = branches.answer_cell(nb, exercise), after_tests(nb, exercise).start
+            if not branches.differs_only_in(nb, base, start, end):
+                alone.append(task)
+                continue
+            members.append((nb, exercise, end))
+            kept.append((task, result, checked))
+        results = []
+        if members:
+            notebook, origin = branches.driver(base, members)
+            share = len(members) + 1
+            limits = replace(plan.limits, wall_seconds=plan.limits.wall_seconds * share,
+                             cpu_seconds=plan.limits.cpu_seconds * share, output_mb=plan.limits.output_mb * share)
+            executor = _executor(plan, sockets, plan.runs / f"{kept[0][0][0].student}.branches.log", limits)
+            executed, _ = executor.preprocess(notebook, resources)
+            if executor.run.outcome == "graded":
+                seconds = branches.split(executed, origin, base, members)
+                for (nb, _, _), ((submission, key, _), result, checked), own in zip(members, kept, seconds):
+                    result.seconds = own
+                    result.origin, result.key, result.notes = submission.origin, key, [*submission.notes,
+                                                                                         *result.notes]
+                    _keep(plan, submission.student, checked, nb)
+                    results.append(result)
+            else:
+                alone += [task for task, _, _ in kept]
+    return results + [execute_one(plan, *task) for task in alone]
 
 
 class LoadExecuted(NbGraderPreprocessor):
@@ -327,12 +385,26 @@ def _record(runs: Path, student: str) -> dict | None:
     return json.loads(record.read_text()) if record.exists() else None
 
 
+def _same_as_reference(reference: Submission, submission: Submission, key: str, runs: Path) -> Result:
+    """A submission identical to the solution: the reference's execution, under its own name."""
+    kept = reference.path.parent
+    for suffix in (".ipynb", ".probes.json", ".submitted.ipynb"):
+        if (kept / f"{REFERENCE}{suffix}").exists():
+            shutil.copyfile(kept / f"{REFERENCE}{suffix}", runs / f"{submission.student}{suffix}")
+    done = _record(kept, REFERENCE) or asdict(Result(REFERENCE, "", outcome="crashed", transient=True,
+                                                     detail="the solution's own run failed"))
+    return replace(Result(**done), student=submission.student, origin=submission.origin, key=key,
+                   notes=[*submission.notes, "the same notebook as the solution: its run is the solution's"])
+
+
 def _reference(plan: Plan, folder: Path) -> Submission:
     """The solution, as a submission of its own: the released notebook with the source's answers."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{plan.assignment}.ipynb"
     answers = solution_cells(nbformat.read(SOLUTIONS / plan.assignment / name, as_version=4))
-    text = nbformat.writes(fill(nbformat.read(RELEASE / plan.assignment / name, as_version=4), answers))
+    text = io.StringIO()  # as nbformat.write writes a file: a submission of the solution has the same bytes
+    nbformat.write(fill(nbformat.read(RELEASE / plan.assignment / name, as_version=4), answers), text)
+    text = text.getvalue()
     path = folder / f"{REFERENCE}.source.ipynb"
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
@@ -353,16 +425,25 @@ def decide(assignment: str, reference: Path, runs: list[Path]) -> None:
                        env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def chains(tasks: list, count: int) -> list[list]:
+    """Stopped submissions (submission, key, exercise) dealt into at most `count` shared kernels, a whole exercise
+    to each, in turn."""
+    exercises = list(dict.fromkeys(exercise for _, _, exercise in tasks))
+    dealt = [[t for t in tasks if exercises.index(t[2]) % count == k] for k in range(min(count, len(exercises)))]
+    return [chain for chain in dealt if chain]
+
+
 def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_count() or 1,
           limits: Limits | None = None, progress: bool = True, fresh: bool = False, profile: str = "quick",
           confinement: Confinement | None = None, stop_after: dict[str, str] | None = None,
-          feedback: bool = True) -> list[Result]:
+          feedback: bool = True, share: bool = False) -> list[Result]:
     """Grade every submission of `assignment`; results and reports go to `out`.
 
     Executions of an earlier run are reused where nothing they depend on changed (Plan.key), unless `fresh`.
     `confinement` None probes the machine (capabilities()); Confinement.none() grades without a sandbox.
     `stop_after` (student -> exercise, for the mutation gate, grader.mutants) runs those submissions only up to
-    that exercise's tests; every probe still runs. `feedback` False writes no feedback pages (scores only)."""
+    that exercise's tests; every probe still runs. With `share`, those run as branches of shared kernels instead,
+    each with its own exercise's probes only (grader.branches). `feedback` False writes no feedback pages."""
     stop_after = stop_after or {}
     workers = max(1, workers)
     limits = limits or Limits()
@@ -379,7 +460,8 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
                 confinement.cgroup > 0)
     reference = _reference(plan, out / "reference")
     results: dict[str, Result] = {}
-    todo = []
+    todo, same = [], []  # to execute; the solution again, whose execution is the reference's
+    solution = sha256sum(reference.path)
     for submission in [reference, *found]:
         if submission.refused:
             results[submission.student] = Result(submission.student, "", submission.origin, "refused",
@@ -387,9 +469,11 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
             continue
         where = replace(plan, runs=reference.path.parent) if submission is reference else plan
         stop = "" if submission is reference else stop_after.get(submission.student, "")
-        key = where.key(sha256sum(submission.path), stop)
+        key = where.key(sha256sum(submission.path), stop, shared=share and bool(stop))
         done = _record(where.runs, submission.student)
-        if done and done.get("key") == key and not fresh:
+        if submission is not reference and not stop and sha256sum(submission.path) == solution:
+            same.append((submission, key))
+        elif done and done.get("key") == key and not fresh:
             if submission is not reference:
                 results[submission.student] = Result(**done)
         else:
@@ -397,19 +481,28 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     slots = multiprocessing.get_context().Queue()
     for slot in range(workers):
         slots.put(slot)
+    order = list(stop_after)
+    branched = sorted((task[1:] for task in todo if share and task[3]), key=lambda t: order.index(t[0].student))
+    todo = [task for task in todo if not (share and task[3])]
     with ProcessPoolExecutor(max_workers=workers, initializer=_take_slot, initargs=(slots,)) as pool:
-        futures = {pool.submit(execute_one, *task): task[0] for task in todo}
-        for future in tqdm(as_completed(futures), total=len(futures), desc=f"grading {assignment}", unit="notebook",
-                           disable=not progress):
-            result, where = future.result(), futures[future]
-            record = where.runs / f"{result.student}.json"
-            if result.transient:
-                record.unlink(missing_ok=True)
-            else:
-                record.with_suffix(".part").write_text(json.dumps(asdict(result)))
-                os.replace(record.with_suffix(".part"), record)
-            if where is plan:
-                results[result.student] = result
+        futures = {pool.submit(execute_branches, plan, reference, chain): plan for chain in chains(branched, workers)}
+        futures |= {pool.submit(execute_one, *task): task[0] for task in todo}
+        with tqdm(total=len(todo) + len(branched), desc=f"grading {assignment}", unit="notebook",
+                  disable=not progress) as bar:
+            for future in as_completed(futures):
+                done, where = future.result(), futures[future]
+                for result in done if isinstance(done, list) else [done]:
+                    record = where.runs / f"{result.student}.json"
+                    if result.transient:
+                        record.unlink(missing_ok=True)
+                    else:
+                        record.with_suffix(".part").write_text(json.dumps(asdict(result)))
+                        os.replace(record.with_suffix(".part"), record)
+                    if where is plan:
+                        results[result.student] = result
+                    bar.update()
+    for submission, key in same:
+        results[submission.student] = _same_as_reference(reference, submission, key, runs)
     executed = [s for s, r in results.items() if (runs / f"{s}.ipynb").exists() and r.outcome not in NOT_RUN
                 and not r.transient]
     if executed:

@@ -1,16 +1,19 @@
-"""The mutation gate: python -m grader.mutants [ASSIGNMENT ...] [--only EXERCISE].
+"""The mutation gate: python -m grader.mutants [ASSIGNMENT ...] [--only EXERCISE] [--every].
 
 For every exercise (solution cell) of an assignment, grader/fixtures/ASSIGNMENT/ holds plausible wrong answers
 (wrong.py, at least three) and correct answers written differently from the solution (right.py, at least two),
 as sections headed `# %% EXERCISE: why`. Everything is graded with grader.grade, the path of a real class
-(sandboxed where the machine allows, hidden checks decided outside the kernel), in one run per assignment:
-- the solution (full marks expected) and the untouched student notebook (zero expected);
-- `wrong-EXERCISE-K`: the solution with one wrong answer, executed only up to its exercise's tests (that exercise
-  must lose points; the later cells cannot change its score, so they are not run);
-- `right-EXERCISE-1`: the same with the first correct alternative (full marks expected on its exercise: this also
-  proves that stopping after the exercise's tests cannot cost points);
+(sandboxed where the machine allows, hidden checks decided outside the kernel, nbgrader's gradebook), in one run
+per assignment:
+- the solution, whole: full marks expected, and no error in any cell (the check nbval makes, on this same run);
 - `right-K` (K >= 2): the K-th correct alternative of every exercise in one notebook (the solution where an
-  exercise has fewer), executed whole (full marks expected).
+  exercise has fewer), whole: full marks expected;
+- per exercise, each a copy of the solution with one answer cell replaced, run only up to that exercise's tests
+  and judged on that exercise alone, as branches of a shared kernel (grader.branches): `right-EXERCISE-1`, the
+  first correct alternative (full marks; this also proves that stopping after the tests costs nothing),
+  `wrong-EXERCISE-K` (must lose points), `again-EXERCISE`, the solution's answer after the wrong ones (full
+  marks: the branches did not leave a broken state behind), and `blank-EXERCISE`, the cell as students get it
+  (zero).
 Only scores are wanted, so no feedback pages are written (tests/test_class.py covers them). `make test` grades
 the first WRONG wrong and RIGHT correct answers of each exercise; --every grades them all (about a third more).
 """
@@ -32,6 +35,8 @@ from grader.release import GRADER, RELEASE, SOLUTIONS, assignments, fill, soluti
 FIXTURES = GRADER / "fixtures"
 SECTION = re.compile(r"^# %% (?P<grade_id>[\w-]+): (?P<why>.+)$", re.MULTILINE)
 WRONG, RIGHT = 3, 2  # the fewest answers of each kind per exercise
+AGAIN = "the solution's own answer, after the wrong ones in their shared kernel (it must still score full)"
+BLANK = "the cell as the student gets it (it must score zero)"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class Gate:
     scores: dict[str, dict[str, tuple[float, float]]]  # submission -> exercise -> (score, max)
     answers: list[Answer]
     seconds: float
+    errors: list[str]  # error outputs of the solution's own run, in any cell (nbval's check, on the same run)
 
     def total(self, submission: str) -> tuple[float, float]:
         cells = self.scores[submission].values()
@@ -84,28 +90,29 @@ class Gate:
         return self.scores[submission].get(grade_id, (0.0, 0.0))
 
     def caught(self, answer: Answer) -> bool:
-        """A wrong answer lost points on its exercise; a correct one kept them all."""
+        """A wrong answer lost points on its exercise, the blank one all of them; a correct one kept them all."""
         score, most = self.exercise(answer.student, answer.grade_id)
-        return score == most > 0 if answer.correct else score < most
+        if answer.correct:
+            return score == most > 0
+        return score == 0 < most if answer.why == BLANK else score < most
 
     def table(self) -> str:
         lines = [f"Mutation gate for {self.assignment} ({self.seconds:.0f} s)"]
-        for student in ("solution", "blank"):
-            score, most = self.total(student)
-            lines.append(f"  {student:<34} {score:5.1f} / {most:.1f}")
+        score, most = self.total("solution")
+        lines.append(f"  {'solution':<34} {score:5.1f} / {most:.1f}")
         lines.append(f"  {'exercise':<24} {'answer':<9} {'score':>11}  verdict  why")
         for answer in self.answers:
             score, most = self.exercise(answer.student, answer.grade_id)
             verdict = ("full" if answer.correct else "caught") if self.caught(answer) else "MISSED"
-            kind = "wrong" if not answer.correct else "right" if answer.alone else answer.student
+            kind = answer.student.split("-")[0] if answer.alone else answer.student
             lines.append(f"  {answer.grade_id:<24} {kind:<9} {score:4.1f} / {most:4.1f}  {verdict:<7}  {answer.why}")
         return "\n".join(lines)
 
 
 def gate(assignment: str, only: str = "", every: bool = False, workdir: Path | None = None) -> Gate:
-    """Grade the solution, the blank notebook, the correct alternatives and the wrong answers of `assignment`
-    (the first WRONG and RIGHT of each exercise, or with `every` all; with `only`, of that exercise alone) in one
-    grading run."""
+    """Grade the solution, the correct alternatives, the wrong and the blank answers of `assignment` (the first
+    WRONG and RIGHT of each exercise, or with `every` all; with `only`, of that exercise alone) in one grading
+    run."""
     from grader.grade import grade
     from grader.sandbox import Confinement, capabilities
 
@@ -120,7 +127,11 @@ def gate(assignment: str, only: str = "", every: bool = False, workdir: Path | N
     unknown = {a.grade_id for a in found} - set(solution)
     if unknown:
         raise ValueError(f"{FIXTURES / assignment} names unknown exercises: {sorted(unknown)}")
-    submissions = {"solution": solution, "blank": {}}
+    given = solution_cells(released)
+    for exercise in dict.fromkeys(a.grade_id for a in found):
+        found += [Answer(exercise, AGAIN, solution[exercise], True, f"again-{exercise}", True, 0),
+                  Answer(exercise, BLANK, given[exercise], False, f"blank-{exercise}", True, 0)]
+    submissions = {"solution": solution}
     for answer in found:
         base = submissions.setdefault(answer.student, dict(solution))
         base[answer.grade_id] = answer.source
@@ -131,14 +142,17 @@ def gate(assignment: str, only: str = "", every: bool = False, workdir: Path | N
     if confinement.broken():
         confinement = Confinement.none("mutation gate without a sandbox")
     results = grade(assignment, work / "class", work / "out", workers=os.cpu_count() or 1, progress=False,
-                    confinement=confinement,
-                    stop_after={a.student: a.grade_id for a in found if a.alone}, feedback=False)
+                    confinement=confinement, stop_after={a.student: a.grade_id for a in found if a.alone},
+                    feedback=False, share=True)
     stopped = [f"{r.student}: {r.outcome} {r.detail}" for r in results if r.outcome != "graded"]
     if stopped:
         raise RuntimeError(f"{assignment}: not every submission ran through: {stopped}")
     scores = {r.student: {e: (r.exercises[e], r.exercise_max[e]) for e in r.exercise_max} for r in results}
+    executed = nbformat.read(work / "out" / "reference" / "solution.ipynb", as_version=4)
+    errors = [f"cell {i}: {o.ename}: {o.evalue}" for i, cell in enumerate(executed.cells)
+              for o in cell.get("outputs", []) if o.output_type == "error"]
     shutil.rmtree(work, ignore_errors=True)
-    return Gate(assignment, scores, found, time.perf_counter() - start)
+    return Gate(assignment, scores, found, time.perf_counter() - start, errors)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The mutation gate (grader.mutants), graded as a class is: for every exercise of every assignment, each
 plausible wrong answer of grader/fixtures loses points on its own exercise, each correct alternative scores full,
-the solution scores full and the blank notebook zero."""
+the blank answer zero, and the solution full marks without an error in any cell."""
 
 import nbformat
 import pytest
@@ -17,8 +17,8 @@ def result(request):
 def test_every_answer_is_told_apart(result, capsys):
     with capsys.disabled():
         print("\n" + result.table())
+    assert not result.errors, f"the solution's own run raised errors (nbval's check): {result.errors}"
     assert result.total("solution")[0] == result.total("solution")[1] > 0, "the solution must score full marks"
-    assert result.total("blank")[0] == 0, "the untouched student notebook must score zero"
     missed = [f"{a.student} ({a.why})" for a in result.answers if not result.caught(a)]
     assert not missed, f"wrong answers that keep full marks, or correct ones that lose points: {missed}"
 
@@ -48,3 +48,46 @@ def test_a_stopped_run_skips_exactly_the_cells_after_the_exercise_tests():
     assert "train" in [ids[i] for i in skipped] and "train-test" in [ids[i] for i in skipped]
     with pytest.raises(ValueError):
         after_tests(nb, "no-such-exercise")
+
+
+def test_branches_share_the_cells_before_their_answer_and_keep_their_own():
+    from grader import branches
+    from grader.grade import after_tests, chains
+    from grader.release import RELEASE, fill
+    from grader.verdicts import hidden, probe_cells
+
+    source = nbformat.read(SOLUTIONS / "01-backprop" / "01-backprop.ipynb", as_version=4)
+    released = nbformat.read(RELEASE / "01-backprop" / "01-backprop.ipynb", as_version=4)
+
+    def prepared(answers):
+        nb = fill(released, answers)
+        nb.cells += probe_cells(hidden(source))
+        return nb
+
+    solution = solution_cells(source)
+    base = prepared(solution)
+    members = [(prepared(solution | {exercise: f"# answer {k}\n"}), exercise,
+                after_tests(base, exercise).start) for k, exercise in enumerate(["forward", "adam", "forward"])]
+    driver, origin = branches.driver(base, members)
+    starts = {e: branches.answer_cell(base, e) for e in ("forward", "adam")}
+    # the solution's cells once, in order, up to the last exercise's answer; each member's own cells after them
+    assert [i for i in (w[1] for w in origin if w and w[0] == "base")] == list(range(starts["adam"]))
+    for k, (nb, exercise, end) in enumerate(members):
+        own = [i for w in origin if w and w[0] == k for i in [w[1]]]
+        assert own == [*range(starts[exercise], end), *branches.probes_of(nb, exercise)]
+        assert driver.cells[origin.index((k, starts[exercise]))].source == f"# answer {k}\n"
+    for cell in driver.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=cell.id)]
+            cell.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z",
+                                          "shell.execute_reply": "2026-01-01T00:00:01Z"}
+    seconds = branches.split(driver, origin, base, members)
+    for k, (nb, exercise, end) in enumerate(members):
+        code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        ran = [i for i in code if nb.cells[i].get("outputs")]
+        assert ran == [i for i in code if i < end or i in branches.probes_of(nb, exercise)]
+        assert seconds[k] == sum(1 for i in ran if i >= starts[exercise])
+    assert members[0][0].cells[starts["forward"]].outputs != members[2][0].cells[starts["forward"]].outputs
+    tasks = [("a", "k", "forward"), ("b", "k", "adam"), ("c", "k", "forward"), ("d", "k", "train")]
+    assert chains(tasks, 2) == [[tasks[0], tasks[2], tasks[3]], [tasks[1]]]
+    assert chains(tasks[:1], 2) == [tasks[:1]]
