@@ -436,14 +436,15 @@ def chains(tasks: list, count: int) -> list[list]:
 def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_count() or 1,
           limits: Limits | None = None, progress: bool = True, fresh: bool = False, profile: str = "quick",
           confinement: Confinement | None = None, stop_after: dict[str, str] | None = None,
-          feedback: bool = True, share: bool = False) -> list[Result]:
+          feedback: bool = True, share: int = 0) -> list[Result]:
     """Grade every submission of `assignment`; results and reports go to `out`.
 
     Executions of an earlier run are reused where nothing they depend on changed (Plan.key), unless `fresh`.
     `confinement` None probes the machine (capabilities()); Confinement.none() grades without a sandbox.
     `stop_after` (student -> exercise, for the mutation gate, grader.mutants) runs those submissions only up to
-    that exercise's tests; every probe still runs. With `share`, those run as branches of shared kernels instead,
-    each with its own exercise's probes only (grader.branches). `feedback` False writes no feedback pages."""
+    that exercise's tests; every probe still runs. With `share` > 0, those run as branches of that many shared
+    kernels instead, each with its own exercise's probes only (grader.branches). `feedback` False writes no
+    feedback pages."""
     stop_after = stop_after or {}
     workers = max(1, workers)
     limits = limits or Limits()
@@ -469,7 +470,7 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
             continue
         where = replace(plan, runs=reference.path.parent) if submission is reference else plan
         stop = "" if submission is reference else stop_after.get(submission.student, "")
-        key = where.key(sha256sum(submission.path), stop, shared=share and bool(stop))
+        key = where.key(sha256sum(submission.path), stop, shared=bool(share and stop))
         done = _record(where.runs, submission.student)
         if submission is not reference and not stop and sha256sum(submission.path) == solution:
             same.append((submission, key))
@@ -485,7 +486,7 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     branched = sorted((task[1:] for task in todo if share and task[3]), key=lambda t: order.index(t[0].student))
     todo = [task for task in todo if not (share and task[3])]
     with ProcessPoolExecutor(max_workers=workers, initializer=_take_slot, initargs=(slots,)) as pool:
-        futures = {pool.submit(execute_branches, plan, reference, chain): plan for chain in chains(branched, workers)}
+        futures = {pool.submit(execute_branches, plan, reference, chain): plan for chain in chains(branched, share)}
         futures |= {pool.submit(execute_one, *task): task[0] for task in todo}
         with tqdm(total=len(todo) + len(branched), desc=f"grading {assignment}", unit="notebook",
                   disable=not progress) as bar:

@@ -20,6 +20,7 @@ the first WRONG wrong and RIGHT correct answers of each exercise; --every grades
 
 import argparse
 import os
+import pickle
 import re
 import shutil
 import sys
@@ -37,6 +38,7 @@ SECTION = re.compile(r"^# %% (?P<grade_id>[\w-]+): (?P<why>.+)$", re.MULTILINE)
 WRONG, RIGHT = 3, 2  # the fewest answers of each kind per exercise
 AGAIN = "the solution's own answer, after the wrong ones in their shared kernel (it must still score full)"
 BLANK = "the cell as the student gets it (it must score zero)"
+KERNELS = 1  # shared kernels per gate: each runs the solution's cells again; tests/test_mutants.py runs 2 gates at once
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def gate(assignment: str, only: str = "", every: bool = False, workdir: Path | N
         confinement = Confinement.none("mutation gate without a sandbox")
     results = grade(assignment, work / "class", work / "out", workers=os.cpu_count() or 1, progress=False,
                     confinement=confinement, stop_after={a.student: a.grade_id for a in found if a.alone},
-                    feedback=False, share=True)
+                    feedback=False, share=KERNELS)
     stopped = [f"{r.student}: {r.outcome} {r.detail}" for r in results if r.outcome != "graded"]
     if stopped:
         raise RuntimeError(f"{assignment}: not every submission ran through: {stopped}")
@@ -162,14 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="one exercise's answers only (for writing fixtures)")
     parser.add_argument("--every", action="store_true", help=f"every answer, not only the first {WRONG} wrong "
                         f"and {RIGHT} correct of each exercise")
+    parser.add_argument("--save", type=Path, help="also keep each result in this folder, as ASSIGNMENT.pickle")
     args = parser.parse_args(argv)
     missed = 0
     for assignment in args.assignments or assignments():
         result = gate(assignment, args.only, args.every)
         print(result.table(), flush=True)
-        missed += sum(not result.caught(a) for a in result.answers)
+        if args.save:
+            (args.save / f"{assignment}.pickle").write_bytes(pickle.dumps(result))
+        missed += sum(not result.caught(a) for a in result.answers) + len(result.errors)
     return 1 if missed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from grader.mutants import main as entry  # so that --save pickles grader.mutants.Gate, not __main__.Gate
+    sys.exit(entry())

@@ -2,19 +2,43 @@
 plausible wrong answer of grader/fixtures loses points on its own exercise, each correct alternative scores full,
 the blank answer zero, and the solution full marks without an error in any cell."""
 
+import pickle
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
 import nbformat
 import pytest
 
-from grader.mutants import RIGHT, WRONG, answers, gate
-from grader.release import SOLUTIONS, assignments, solution_cells
+from grader.mutants import RIGHT, WRONG, answers
+from grader.release import REPO, SOLUTIONS, assignments, solution_cells
+
+AT_ONCE = 2  # gates in parallel: each leaves a core idle while its verdicts and nbgrader's autograde run
 
 
-@pytest.fixture(scope="module", params=assignments())
-def result(request):
-    return gate(request.param)
+@pytest.fixture(scope="session")
+def gates(tmp_path_factory):
+    """Every assignment's gate, AT_ONCE at a time, each in a process of its own (python -m grader.mutants)."""
+    folder = tmp_path_factory.mktemp("gates")
+
+    def run(assignment):
+        done = subprocess.run([sys.executable, "-m", "grader.mutants", assignment, "--save", str(folder)], cwd=REPO,
+                              capture_output=True, text=True)
+        saved = folder / f"{assignment}.pickle"
+        if not saved.exists():
+            raise RuntimeError(f"the gate of {assignment} did not finish:\n{done.stderr[-3000:]}")
+        return pickle.loads(saved.read_bytes())
+
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        futures = {assignment: pool.submit(run, assignment) for assignment in assignments()}
+        yield futures
+        for future in futures.values():
+            future.cancel()
 
 
-def test_every_answer_is_told_apart(result, capsys):
+@pytest.mark.parametrize("assignment", assignments())
+def test_every_answer_is_told_apart(gates, assignment, capsys):
+    result = gates[assignment].result()
     with capsys.disabled():
         print("\n" + result.table())
     assert not result.errors, f"the solution's own run raised errors (nbval's check): {result.errors}"
