@@ -5,7 +5,8 @@ STUDENT_..._ASSIGNMENT.ipynb); grader.submissions reads either, safely. nbgrader
 1. every submission checked (readable notebook, right assignment, test cells intact) and executed in parallel,
    each kernel in a bubblewrap sandbox with limits (grader.sandbox, grader.execute), in the quick profile unless
    told otherwise, with the test cells' visible part only, then the probes of the hidden checks (grader.verdicts);
-2. the solution executed the same way once, for the reference data of every probe;
+2. the solution executed the same way once, for the reference data of every probe (a submission identical to
+   it, byte for byte, gets that run rather than one of its own);
 3. the hidden checks run on each submission's probe data in a process of their own (`python -m grader.verdicts`),
    where no student code ran; each graded test cell gets its verdict, whatever the kernel printed;
 4. one `nbgrader autograde` over the executed notebooks, so a single process writes the gradebook;
