@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import io
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -50,7 +49,7 @@ from grader import branches
 from grader.execute import SandboxedExecute
 from grader.release import GRADER, RELEASE, REPO, SOLUTIONS, fill, nbgrader, solution_cells
 from grader.reports import OUTCOMES, summarise
-from grader.sandbox import FIRST_UID, Confinement, Limits, capabilities
+from grader.sandbox import Confinement, Limits, capabilities, kernel_uid
 from grader.submissions import Submission, collect_zip, find_submissions
 from grader.verdicts import collect, hidden, is_probe, probe_cells, without_hidden
 from workshop.data import sha256sum
@@ -154,14 +153,6 @@ def inspect(nb, release) -> tuple[str, list[str]]:
     return "graded", notes
 
 
-_slot = 0
-
-
-def _take_slot(slots) -> None:
-    global _slot
-    _slot = slots.get()
-
-
 def after_tests(nb, exercise: str) -> range:
     """Indices of the cells after the last test cell of `exercise` (named EXERCISE-test...), probes excluded."""
     ids = [c.get("metadata", {}).get("nbgrader", {}).get("grade_id", "") for c in nb.cells]
@@ -224,7 +215,7 @@ def _prepare(plan: Plan, submission: Submission, sockets: str) -> tuple[Result, 
 
 def _executor(plan: Plan, sockets: str, log: Path, limits: Limits | None = None, skip: range = range(0)):
     return SandboxedExecute(Path(sockets), limits or plan.limits, log, environment=plan.environment,
-                            uid=FIRST_UID + _slot if os.geteuid() == 0 else None, sandboxed=plan.sandboxed,
+                            uid=kernel_uid() if os.geteuid() == 0 else None, sandboxed=plan.sandboxed,
                             cgroup=plan.cgroup, skip=skip)
 
 
@@ -480,13 +471,10 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
                 results[submission.student] = Result(**done)
         else:
             todo.append((where, submission, key, stop))
-    slots = multiprocessing.get_context().Queue()
-    for slot in range(workers):
-        slots.put(slot)
     order = list(stop_after)
     branched = sorted((task[1:] for task in todo if share and task[3]), key=lambda t: order.index(t[0].student))
     todo = [task for task in todo if not (share and task[3])]
-    with ProcessPoolExecutor(max_workers=workers, initializer=_take_slot, initargs=(slots,)) as pool:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(execute_branches, plan, reference, chain): plan for chain in chains(branched, share)}
         futures |= {pool.submit(execute_one, *task): task[0] for task in todo}
         with tqdm(total=len(todo) + len(branched), desc=f"grading {assignment}", unit="notebook",

@@ -13,7 +13,7 @@ Inside, the kernel has (see `bwrap_arguments`):
   has bound them, before any student code runs;
 - new user, PID, IPC, UTS, network (its own loopback, no route out) and cgroup namespaces, no capabilities,
   no_new_privs, no further user namespaces, uid 1000; outside, when the grader is root, an unprivileged uid of its
-  own (FIRST_UID + worker);
+  own (kernel_uid(): no two kernels running at once share one, even from two gradings on one machine);
 - a cleared environment: BASE_ENVIRONMENT and what the grader passes; --die-with-parent and --new-session.
 Memory (anonymous, memfd, tmpfs and SysV alike), processes and CPU time are limited by a cgroup (v2, or the v1
 memory, pids and cpuacct controllers) where one can be made; elsewhere grader.execute polls /proc, which misses
@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 WORK = "/home/student"
 INSIDE_UID = 1000
-FIRST_UID = 61000  # the kernels of worker k run as user FIRST_UID + k when the grader is root
+FIRST_UID = 2_000_000_000  # far above the uids of people, system users, `nobody` and the usual subordinate ranges
 BWRAP_VERSION = (0, 8, 0)  # the first with --disable-userns
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
 NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
@@ -333,6 +333,12 @@ def run(args) -> None:
     environment = dict(setting.split("=", 1) for setting in args.env)
     command = [bwrap(), *bwrap_arguments(args.sockets, environment, args.disk, readable), "--", *args.command]
     os.execvp(command[0], command)
+
+
+def kernel_uid() -> int:
+    """The uid outside the sandbox for a kernel started by this process: FIRST_UID + its pid, unique while the
+    process lives. Kernels of one uid share its RLIMIT_NPROC, so one's fork bomb would starve another's threads."""
+    return FIRST_UID + os.getpid()
 
 
 def launcher(sockets: str, limits: Limits, uid: int | None = None, cgroup: "Cgroup | None" = None,

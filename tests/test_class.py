@@ -1,6 +1,6 @@
-"""The grading tool (grader.grade) against an adversarial class (grader.adversarial) of two notebooks: 01-backprop
-(NumPy, with PyTorch and TensorFlow imported), which also tries every way out of the sandbox and into the reports,
-and 10-energy-nets (PyTorch).
+"""The grading tool (grader.grade) against adversarial classes (grader.adversarial) of two notebooks, graded at
+once: 01-backprop (NumPy, with PyTorch and TensorFlow imported), which also tries every way out of the sandbox and
+into the reports, and 10-energy-nets (PyTorch).
 
 Every submission ends in its named outcome, no cheat keeps full marks, every forger of verdicts scores exactly
 what its wrong answers score (0), honest work keeps full marks, nothing outside the
@@ -13,6 +13,7 @@ import csv
 import hashlib
 import html
 import http.server
+import multiprocessing
 import os
 import re
 import socket
@@ -65,9 +66,8 @@ def listen(path) -> tuple[socket.socket, list]:
     return server, seen
 
 
-@pytest.fixture(scope="module", params=CLASSES)
-def graded(request, tmp_path_factory):
-    assignment = request.param
+def _set_up(assignment, tmp_path_factory) -> dict:
+    """One class written, with a local answers server and a host socket its cheats try to reach."""
     requests = []
 
     class Answers(http.server.BaseHTTPRequestHandler):
@@ -90,23 +90,56 @@ def graded(request, tmp_path_factory):
     escapes = assignment == CLASSES[0]
     expected = build_class(assignment, folder, out, other="02-cnn", server=f"http://127.0.0.1:{server.server_port}",
                            escapes=escapes, elsewhere=[str(other), "/etc/shadow"], host_socket=str(host / "host.sock"))
-    before, repository = digest(folder), repository_state()
+    return {"assignment": assignment, "expected": expected, "folder": folder, "out": out, "before": digest(folder),
+            "requests": requests, "connections": connections, "escapes": escapes, "server": server, "unix": unix}
+
+
+def _grade_in_a_process(queue, assignment, folder, out) -> None:
+    try:
+        queue.put(grade(assignment, folder, out, workers=2, limits=Limits(cell_seconds=CELL_SECONDS),
+                        progress=False))
+    except BaseException as error:  # noqa: BLE001 - the test process reports it
+        queue.put(error)
+
+
+@pytest.fixture(scope="module")
+def classes(tmp_path_factory):
+    """Both classes graded at once, as two instructors might on one machine, each by grader.grade in a process of
+    its own (forked before any grading, so that a grading's workers fork from a process without the servers'
+    threads). One class's fork bomb must not touch the other's kernels; and one grading's single-process steps
+    (verdicts, nbgrader) leave a core to the other."""
+    found = {assignment: _set_up(assignment, tmp_path_factory) for assignment in CLASSES}
+    repository = repository_state()
     saved = {k: os.environ.get(k) for k in (SECRET, "WORKSHOP_PROFILE")}
     os.environ |= {SECRET: "s3cret-of-the-instructor", "WORKSHOP_PROFILE": "full"}  # neither may reach a kernel
+    context = multiprocessing.get_context("fork")
     try:
-        results = grade(assignment, folder, out, workers=2, limits=Limits(cell_seconds=CELL_SECONDS),
-                        progress=False)
+        running = {}
+        for assignment, one in found.items():
+            queue = context.Queue()
+            process = context.Process(target=_grade_in_a_process, args=(queue, assignment, one["folder"], one["out"]))
+            process.start()
+            running[assignment] = (process, queue)
+        for assignment, (process, queue) in running.items():
+            results = queue.get(timeout=3600)
+            process.join()
+            if isinstance(results, BaseException):
+                raise results
+            found[assignment] |= {"results": {r.student: r for r in results}, "repository": repository}
     finally:
         for key, value in saved.items():
             os.environ.pop(key) if value is None else os.environ.update({key: value})
-    server.shutdown()
-    unix.close()
-    print("\n" + summarise(results, out, assignment, FOUND.summary()))
-    return {
-        "assignment": assignment, "expected": expected, "results": {r.student: r for r in results}, "folder": folder,
-        "out": out, "before": before, "repository": repository, "requests": requests, "connections": connections,
-        "escapes": escapes,
-    }
+        for one in found.values():
+            one.pop("server").shutdown()
+            one.pop("unix").close()
+    for assignment, one in found.items():
+        print("\n" + summarise(list(one["results"].values()), one["out"], assignment, FOUND.summary()))
+    return found
+
+
+@pytest.fixture(scope="module", params=CLASSES)
+def graded(request, classes):
+    return classes[request.param]
 
 
 def executed_text(graded, student) -> str:
