@@ -72,19 +72,14 @@ def restore(namespace, name):
 '''
 
 
-def _control(call: str):
-    cell = nbformat.v4.new_code_cell(call)
-    cell.metadata["workshop"] = {"branches": True}
-    return cell
-
-
 def _install():
-    return _control(f"exec(compile({KERNEL_SIDE!r}, {MODULE!r}, 'exec'), __import__('sys').modules.setdefault("
-                    f"{MODULE!r}, __import__('types').ModuleType({MODULE!r})).__dict__)")
+    return nbformat.v4.new_code_cell(
+        f"exec(compile({KERNEL_SIDE!r}, {MODULE!r}, 'exec'), __import__('sys').modules.setdefault({MODULE!r}, "
+        f"__import__('types').ModuleType({MODULE!r})).__dict__)")
 
 
 def _call(function: str, exercise: str):
-    return _control(f"__import__({MODULE!r}).{function}(get_ipython().user_ns, {exercise!r})")
+    return nbformat.v4.new_code_cell(f"__import__({MODULE!r}).{function}(get_ipython().user_ns, {exercise!r})")
 
 
 def answer_cell(nb, exercise: str) -> int:

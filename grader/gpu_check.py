@@ -42,8 +42,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-ROOT = Path(__file__).resolve().parents[1]
-SOLUTIONS = ROOT / "solutions"
+from grader.release import REPO, SOLUTIONS  # standard library and nbformat only: it imports on the GPU machine
+
 ORDER = ("02-cnn", "06-resnet", "07-autoencoders", "08-gans", "03-regularization", "05-rnn-lstm", "11-scaling",
          "12-ai-simulation", "10-energy-nets", "04-tensorboard", "01-backprop", "09-xgboost")
 # Seconds on the 2-core CI machine (docs/timings.md, "Notebooks: seconds per notebook"): quick (the torch backend
@@ -147,7 +147,7 @@ def execute(path: Path, profile: str, deadline: float) -> tuple[str, str, list[s
     left = max(1, int(deadline - time.monotonic()))  # for the kernel's start and its first reply
     client = NotebookClient(nb, kernel_name="python3", timeout_func=timeout, timeout=left, startup_timeout=left,
                             shutdown_kernel="immediate", resources={"metadata": {"path": str(path.parent)}})
-    pythonpath = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    pythonpath = os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))
     env = {**os.environ, "WORKSHOP_PROFILE": profile, "KERAS_BACKEND": "torch", "PYTHONPATH": pythonpath}
     try:
         client.execute(env=env)

@@ -462,9 +462,10 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
             continue
         where = replace(plan, runs=reference.path.parent) if submission is reference else plan
         stop = "" if submission is reference else stop_after.get(submission.student, "")
-        key = where.key(sha256sum(submission.path), stop, shared=bool(share and stop))
+        digest = sha256sum(submission.path)
+        key = where.key(digest, stop, shared=bool(share and stop))
         done = _record(where.runs, submission.student)
-        if submission is not reference and not stop and sha256sum(submission.path) == solution:
+        if submission is not reference and not stop and digest == solution:
             same.append((submission, key))
         elif done and done.get("key") == key and not fresh:
             if submission is not reference:

@@ -12,8 +12,8 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader import gpu_check
+from grader.release import REPO, assignments
 
-ROOT = Path(__file__).resolve().parents[1]
 ACCOUNTED = ("passed", "stopped at the budget", "skipped (budget)")
 
 
@@ -26,7 +26,7 @@ def test_full_where_it_fits_and_quick_where_it_does_not():
     assert gpu_check.choose_profile("12-ai-simulation", 1e6, []) == "quick"  # bigger on a GPU than measured
     assert gpu_check.choose_profile("06-resnet", 1, [], forced="full") == "full"
     assert gpu_check.choose_profile("02-cnn", 480, [], forced="quick") == "quick"
-    assert set(gpu_check.EXPECTED) == set(gpu_check.ORDER) == {p.name for p in (ROOT / "solutions").iterdir()}
+    assert set(gpu_check.EXPECTED) == set(gpu_check.ORDER) == set(assignments())
 
 
 def test_the_dry_run_stops_at_its_budget_and_accounts_for_every_notebook(tmp_path):
@@ -34,7 +34,7 @@ def test_the_dry_run_stops_at_its_budget_and_accounts_for_every_notebook(tmp_pat
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "grader.gpu_check", "--only", "01-backprop", "09-xgboost",
                            "--budget", str(budget), "--profile", "quick", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=budget + 60)
+                          cwd=REPO, capture_output=True, text=True, timeout=budget + 60)
     took = time.monotonic() - start
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "gpu-check.json").read_text())
@@ -82,7 +82,7 @@ def test_the_ci_workflow_passes_actionlint():
     binary = shutil.which("actionlint", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                                os.environ.get("PATH", "")]))
     assert binary, "actionlint is missing: pip install -r requirements.txt"
-    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    workflows = sorted(str(p) for p in (REPO / ".github" / "workflows").glob("*.yml"))
     assert workflows
-    done = subprocess.run([binary, *workflows], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([binary, *workflows], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
