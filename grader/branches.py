@@ -7,7 +7,9 @@ namespace and of the random generators of Python, NumPy and PyTorch. Every submi
 starts from a deep copy of that snapshot and runs its own answer, the cells up to the exercise's tests, and the
 exercise's probes. Its executed notebook is put together from the shared cells' outputs and its own, and graded
 like any other (verdicts outside the kernel, nbgrader). Only that exercise's probes run, so only its score means
-anything; that is the one the gate reads.
+anything; that is the one the gate reads. After the last branch the driver can go on with the rest of the
+solution and every probe (`whole`): the solution's own run, the reference of every verdict, then comes from the
+same kernel instead of one more kernel of its own.
 
 What a snapshot cannot hold is shared by the branches: objects that cannot be copied, and process-wide state
 (TensorFlow's and Keras' seeds and counters, imported modules). The gate runs each exercise's correct answers as
@@ -101,12 +103,14 @@ def differs_only_in(nb, base, start: int, end: int) -> bool:
         for i, (a, b) in enumerate(zip(nb.cells, base.cells)) if not start <= i < end)
 
 
-def driver(base, members: list[tuple[object, str, int]]):
+def driver(base, members: list[tuple[object, str, int]], whole: bool = False):
     """The notebook a shared kernel runs, and where each of its cells comes from.
 
     `base` is the sanitized solution (probes included); `members` (notebook, exercise, end) are sanitized
-    submissions, each differing from `base` only before `end`, the first cell after its exercise's tests. Returns
-    the driver and, per driver cell, None (a control cell), ("base", i) or (k, i): cell i of members[k]."""
+    submissions, each differing from `base` only before `end`, the first cell after its exercise's tests. With
+    `whole`, the driver goes on with the rest of `base` after the last branch, so that it runs every cell of the
+    solution once, probes included. Returns the driver and, per driver cell, None (a control cell), ("base", i) or
+    (k, i): cell i of members[k]."""
     cells, origin = [_install()], [None]
     at = 0
     for exercise in sorted({e for _, e, _ in members}, key=lambda e: answer_cell(base, e)):
@@ -127,31 +131,37 @@ def driver(base, members: list[tuple[object, str, int]]):
         cells.append(_call("restore", exercise))
         origin.append(None)
         at = start
+    for i in range(at, len(base.cells)) if whole else ():
+        cells.append(copy.deepcopy(base.cells[i]))
+        origin.append(("base", i))
     for n, cell in enumerate(cells):  # a member's cells appear once per member: ids of their own
         cell["id"] = f"driver-{n}"
     return nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(base.metadata)), origin
 
 
-def split(executed, origin: list, base, members: list[tuple[object, str, int]]) -> list[float]:
+def split(executed, origin: list, base, members: list[tuple[object, str, int]]) -> tuple[list[float], float]:
     """Give each member's cells the outputs they got in the executed driver: the shared cells before its answer
-    cell, then its own. Returns the seconds each member's own cells took."""
+    cell, then its own; and `base` the outputs of the solution's cells. Returns the seconds each member's own
+    cells took, and the seconds of the solution's cells."""
     starts = [answer_cell(base, exercise) for _, exercise, _ in members]
-    seconds = [0.0] * len(members)
+    seconds, shared = [0.0] * len(members), 0.0
     for cell, where in zip(executed.cells, origin):
-        if where is None:
+        if where is None or cell.cell_type != "code":
             continue
         who, i = where
-        if cell.cell_type != "code":
-            continue
-        for k in [k for k, start in enumerate(starts) if i < start] if who == "base" else [who]:
-            target = members[k][0].cells[i]
+        targets = [base] + [members[k][0] for k, start in enumerate(starts) if i < start] if who == "base" else \
+            [members[who][0]]
+        for notebook in targets:
+            target = notebook.cells[i]
             target.outputs = copy.deepcopy(cell.get("outputs", []))
             target.execution_count = cell.get("execution_count")
             if "execution" in cell.metadata:
                 target.metadata["execution"] = copy.deepcopy(cell.metadata["execution"])
-        if who != "base":
+        if who == "base":
+            shared += _duration(cell)
+        else:
             seconds[who] += _duration(cell)
-    return seconds
+    return seconds, shared
 
 
 def _duration(cell) -> float:

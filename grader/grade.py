@@ -244,13 +244,16 @@ def _execute(plan: Plan, submission: Submission, stop_after: str = "") -> Result
     return result
 
 
-def execute_branches(plan: Plan, reference: Submission, tasks: list[tuple[Submission, str, str]]) -> list[Result]:
+def execute_branches(plan: Plan, reference: Submission, tasks: list[tuple[Submission, str, str]],
+                     reference_key: str = "") -> tuple[Result | None, list[Result]]:
     """Execute stopped submissions (submission, key, exercise) as branches of one kernel (grader.branches).
     One that differs from the solution elsewhere than in its exercise, or all of them if the shared kernel does
-    not run through, is executed alone instead."""
+    not run through, is executed alone instead. With `reference_key`, the kernel also runs the solution's cells
+    after the last branch and every probe: that is the reference's run, returned first (else None)."""
     alone, members, kept = [], [], []
+    where = replace(plan, runs=reference.path.parent)  # the reference's own folder
     with tempfile.TemporaryDirectory(prefix="grade-") as sockets:
-        _, _, base, resources = _prepare(plan, reference, sockets)
+        own, own_checked, base, resources = _prepare(plan, reference, sockets)
         for task in tasks:
             submission, key, exercise = task
             result, checked, nb, _ = _prepare(plan, submission, sockets)
@@ -263,25 +266,31 @@ def execute_branches(plan: Plan, reference: Submission, tasks: list[tuple[Submis
                 continue
             members.append((nb, exercise, end))
             kept.append((task, result, checked))
-        results = []
+        results, solution = [], None
         if members:
-            notebook, origin = branches.driver(base, members)
-            share = len(members) + 1
+            notebook, origin = branches.driver(base, members, whole=bool(reference_key))
+            share = len(members) + 2
             limits = replace(plan.limits, wall_seconds=plan.limits.wall_seconds * share,
                              cpu_seconds=plan.limits.cpu_seconds * share, output_mb=plan.limits.output_mb * share)
             executor = _executor(plan, sockets, plan.runs / f"{kept[0][0][0].student}.branches.log", limits)
             executed, _ = executor.preprocess(notebook, resources)
             if executor.run.outcome == "graded":
-                seconds = branches.split(executed, origin, base, members)
-                for (nb, _, _), ((submission, key, _), result, checked), own in zip(members, kept, seconds):
-                    result.seconds = own
+                seconds, shared = branches.split(executed, origin, base, members)
+                for (nb, _, _), ((submission, key, _), result, checked), spent in zip(members, kept, seconds):
+                    result.seconds = spent
                     result.origin, result.key, result.notes = submission.origin, key, [*submission.notes,
                                                                                          *result.notes]
                     _keep(plan, submission.student, checked, nb)
                     results.append(result)
+                if reference_key:
+                    own.seconds, own.origin, own.key = shared, reference.origin, reference_key
+                    _keep(where, REFERENCE, own_checked, base)
+                    solution = own
             else:
                 alone += [task for task, _, _ in kept]
-    return results + [execute_one(plan, *task) for task in alone]
+    if reference_key and solution is None:
+        solution = execute_one(where, reference, reference_key)
+    return solution, results + [execute_one(plan, *task) for task in alone]
 
 
 class LoadExecuted(NbGraderPreprocessor):
@@ -463,7 +472,7 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
         where = replace(plan, runs=reference.path.parent) if submission is reference else plan
         stop = "" if submission is reference else stop_after.get(submission.student, "")
         digest = sha256sum(submission.path)
-        key = where.key(digest, stop, shared=bool(share and stop))
+        key = where.key(digest, stop, shared=bool(share and (stop or submission is reference)))
         done = _record(where.runs, submission.student)
         if submission is not reference and not stop and digest == solution:
             same.append((submission, key))
@@ -475,22 +484,35 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     order = list(stop_after)
     branched = sorted((task[1:] for task in todo if share and task[3]), key=lambda t: order.index(t[0].student))
     todo = [task for task in todo if not (share and task[3])]
+    dealt = chains(branched, share)
+    in_driver = next((task[2] for task in todo if task[1] is reference), "") if dealt else ""
+    todo = [task for task in todo if not (in_driver and task[1] is reference)]
+
+    def keep(result: Result, where: Plan) -> None:
+        record = where.runs / f"{result.student}.json"
+        if result.transient:
+            record.unlink(missing_ok=True)
+        else:
+            record.with_suffix(".part").write_text(json.dumps(asdict(result)))
+            os.replace(record.with_suffix(".part"), record)
+        if where is plan:
+            results[result.student] = result
+
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(execute_branches, plan, reference, chain): plan for chain in chains(branched, share)}
+        futures = {pool.submit(execute_branches, plan, reference, chain, in_driver if k == 0 else ""): plan
+                   for k, chain in enumerate(dealt)}
         futures |= {pool.submit(execute_one, *task): task[0] for task in todo}
-        with tqdm(total=len(todo) + len(branched), desc=f"grading {assignment}", unit="notebook",
-                  disable=not progress) as bar:
+        with tqdm(total=len(todo) + len(branched) + bool(in_driver), desc=f"grading {assignment}",
+                  unit="notebook", disable=not progress) as bar:
             for future in as_completed(futures):
                 done, where = future.result(), futures[future]
+                if isinstance(done, tuple):  # a shared kernel's: the reference's run (or None), then its members'
+                    solution, done = done
+                    if solution is not None:
+                        keep(solution, replace(plan, runs=reference.path.parent))
+                        bar.update()
                 for result in done if isinstance(done, list) else [done]:
-                    record = where.runs / f"{result.student}.json"
-                    if result.transient:
-                        record.unlink(missing_ok=True)
-                    else:
-                        record.with_suffix(".part").write_text(json.dumps(asdict(result)))
-                        os.replace(record.with_suffix(".part"), record)
-                    if where is plan:
-                        results[result.student] = result
+                    keep(result, where)
                     bar.update()
     for submission, key in same:
         results[submission.student] = _same_as_reference(reference, submission, key, runs)

@@ -5,7 +5,8 @@ For every exercise (solution cell) of an assignment, grader/fixtures/ASSIGNMENT/
 as sections headed `# %% EXERCISE: why`. Everything is graded with grader.grade, the path of a real class
 (sandboxed where the machine allows, hidden checks decided outside the kernel, nbgrader's gradebook), in one run
 per assignment:
-- the solution, whole: full marks expected, and no error in any cell (the check nbval makes, on this same run);
+- the solution, whole: full marks expected, and no error in any cell (the check nbval makes, on this same run),
+  run by the shared kernel of the branches below after its last branch;
 - `right-K` (K >= 2): the K-th correct alternative of every exercise in one notebook (the solution where an
   exercise has fewer), whole: full marks expected;
 - per exercise, each a copy of the solution with one answer cell replaced, run only up to that exercise's tests

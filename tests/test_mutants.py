@@ -105,12 +105,21 @@ def test_branches_share_the_cells_before_their_answer_and_keep_their_own():
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=cell.id)]
             cell.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z",
                                           "shell.execute_reply": "2026-01-01T00:00:01Z"}
-    seconds = branches.split(driver, origin, base, members)
+    seconds, shared = branches.split(driver, origin, base, members)
     for k, (nb, exercise, end) in enumerate(members):
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         ran = [i for i in code if nb.cells[i].get("outputs")]
         assert ran == [i for i in code if i < end or i in branches.probes_of(nb, exercise)]
         assert seconds[k] == sum(1 for i in ran if i >= starts[exercise])
+    assert shared == sum(1 for i in range(starts["adam"]) if base.cells[i].cell_type == "code")
+    # whole: the driver goes on to the solution's last cell and probe, each once, and the solution gets them all
+    driver, origin = branches.driver(base, members, whole=True)
+    assert [w[1] for w in origin if w and w[0] == "base"] == list(range(len(base.cells)))
+    for cell in driver.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=cell.id)]
+    branches.split(driver, origin, base, members)
+    assert all(c.outputs for c in base.cells if c.cell_type == "code")
     assert members[0][0].cells[starts["forward"]].outputs != members[2][0].cells[starts["forward"]].outputs
     tasks = [("a", "k", "forward"), ("b", "k", "adam"), ("c", "k", "forward"), ("d", "k", "train")]
     assert chains(tasks, 2) == [[tasks[0], tasks[2], tasks[3]], [tasks[1]]]
