@@ -8,7 +8,13 @@ ASSIGNMENT ?= 01-backprop
 CELL_TIMEOUT ?= 600
 # options of grader.gpu_check for `make gpu-check`, e.g. GPU_ARGS="--budget 300 --only 02 06"
 GPU_ARGS ?=
-NBVAL := WORKSHOP_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
+# nbval runs JOBS notebooks at once, each kernel's maths libraries on its share of the cores
+JOBS ?= 2
+THREADS := $(shell n=$$(( $$(nproc) / $(JOBS) )); echo $$(( n > 0 ? n : 1 )))
+SHARE := $(foreach v,OMP_NUM_THREADS MKL_NUM_THREADS OPENBLAS_NUM_THREADS TF_NUM_INTRAOP_THREADS \
+	TF_NUM_INTEROP_THREADS,$(v)=$(THREADS))
+NBVAL := WORKSHOP_PROFILE=quick $(SHARE) $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) \
+	-p no:cacheprovider -n $(JOBS) --dist loadscope
 KERAS_SOLUTIONS = $(shell grep -lE '(import|from) keras' solutions/*/*.ipynb)
 
 .PHONY: setup lab test lint unit nbval nbval-torch release grade bench bench-grade gpu-check clean
