@@ -97,7 +97,8 @@ def summarise(results: list, out: Path, assignment: str, sandbox: str) -> str:
             writer.writerow([spreadsheet_safe(value) for value in row])
     counts = {o: sum(r.outcome == o for r in results) for o in OUTCOMES}
     lines = [sandbox,
-             f"{assignment}: {len(results)} submissions; " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)]
+             f"{assignment}: {len(results)} submission{'s' * (len(results) != 1)}; "
+             + ", ".join(f"{n} {o}" for o, n in counts.items() if n)]
     width = max((len(r.student) for r in results), default=7)
     for r in results:
         where = f" in cell {r.cell}" if r.cell is not None else ""
