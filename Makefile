@@ -3,8 +3,15 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
+# the Python that builds .venv: the pins are for 3.11
+PYTHON ?= python3
 PORT ?= 8888
 ASSIGNMENT ?= 01-backprop
+# the labs: Jupyter reads lab/ (never ~/.jupyter); lab/common puts .venv/bin first on PATH for kernels and terminals
+JUPYTER_LAB := $(CURDIR)/$(VENV)/bin/jupyter lab --no-browser --allow-root --ip=127.0.0.1 --port=$(PORT) \
+	--ServerApp.port_retries=0
+LAB_CONFIG = JUPYTER_CONFIG_DIR=$(CURDIR)/lab/$(1) JUPYTER_CONFIG_PATH=$(CURDIR)/lab/common
+COURSE = $(abspath $(or $(OUT),graded/$(ASSIGNMENT)))/course
 CELL_TIMEOUT ?= 600
 # options of grader.gpu_check for `make gpu-check`, e.g. GPU_ARGS="--budget 300 --only 02 06"
 GPU_ARGS ?=
@@ -17,23 +24,39 @@ NBVAL := WORKSHOP_PROFILE=quick $(SHARE) $(PY) -m pytest --nbval-lax --nbval-cel
 	-p no:cacheprovider -n $(JOBS) --dist loadscope
 KERAS_SOLUTIONS = $(shell grep -lE '(import|from) keras' solutions/*/*.ipynb)
 
-.PHONY: setup lab test lint unit nbval nbval-torch release grade bench bench-grade gpu-check clean
+.PHONY: help setup lab instructor-lab test lint unit nbval nbval-torch release grade bench bench-grade gpu-check clean
+.DEFAULT_GOAL := help
+
+help:  ## this list (make TARGET runs one; every target sets up .venv first if it needs to)
+	@awk -F ':.*## ' '/^[a-z-]+:.*## /{printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(READY): requirements.txt pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+		echo "make: .venv needs Python 3.11 (requirements.txt is pinned for it), but $(PYTHON) is" \
+			"$$($(PYTHON) -V 2>/dev/null || echo 'not found')." \
+			"Install Python 3.11 (python.org, your package manager, pyenv or conda) and run make again" \
+			"with PYTHON=python3.11 (or its full path)." >&2; exit 2; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -e .
+	@# the UserWarning setuptools gives for every editable install of a flat layout (workshop/ at the top) is noise
+	PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install --quiet -r requirements.txt -e .
 	touch $@
 
-setup: $(READY)
+setup: $(READY)  ## build .venv from requirements.txt (Python 3.11; PYTHON=... to choose which)
 
-lab: $(READY)  ## JupyterLab on the student notebooks
-	$(VENV)/bin/jupyter lab --no-browser --allow-root --ip=127.0.0.1 --port=$(PORT) \
-		--ServerApp.root_dir=notebooks --ServerApp.port_retries=0
+lab: $(READY)  ## JupyterLab for students: notebooks/, opens on START.ipynb; Validate, TensorBoard [PORT=8888] [ROOT=dir]
+	@# the lab shows only notebooks/: links there (ignored by git) open the README, docs/ and the helper package
+	@for f in README.md docs workshop; do test -e notebooks/$$f || ln -s ../$$f notebooks/$$f; done
+	$(call LAB_CONFIG,student) $(JUPYTER_LAB) $(if $(ROOT),--ServerApp.root_dir=$(abspath $(ROOT)))
+
+instructor-lab: $(READY)  ## formgrader on the course make grade wrote: make instructor-lab ASSIGNMENT=01-backprop [OUT=dir]
+	@test -f $(COURSE)/gradebook.db || { echo "make: no graded course in $(COURSE); grade first:" \
+		"make grade ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=... $(if $(OUT),OUT=$(OUT))" >&2; exit 2; }
+	cd $(COURSE) && PYTHONPATH=$(CURDIR) $(call LAB_CONFIG,instructor) $(JUPYTER_LAB)
 
 test: lint unit nbval-torch  ## the whole suite, as CI runs it (unit runs every solution once, in the mutation gate)
 
-lint: $(READY)
+lint: $(READY)  ## ruff over the code and notebooks
 	$(PY) -m ruff check .
 
 unit: $(READY)  ## helpers, data layer, release sync, lab, grading round trips
@@ -60,5 +83,5 @@ bench-grade: $(READY)  ## 40 submissions: plain serial nbgrader against the sand
 gpu-check:  ## on a CUDA machine's own Python (no .venv): the solutions within a budget, Keras on torch (docs/timings.md)
 	python3 -m grader.gpu_check $(GPU_ARGS)
 
-clean:
+clean:  ## remove .venv, caches and downloaded data
 	rm -rf $(VENV) .pytest_cache .ruff_cache data/cache
