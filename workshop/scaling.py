@@ -74,7 +74,8 @@ def _worker(fn, rank, world_size, args, backend, init_method, timeout, threads, 
             dist.destroy_process_group()
         writer.send(("ok", to_numpy(result)))
     except BaseException as exc:  # report everything, KeyboardInterrupt and SystemExit too
-        writer.send(("error", (type(exc).__name__, str(exc), traceback.format_exc())))
+        kind = "AssertionError" if isinstance(exc, AssertionError) else type(exc).__name__  # CheckFailed too
+        writer.send(("error", (kind, str(exc), traceback.format_exc())))
     finally:
         writer.close()
         log.flush()
