@@ -49,7 +49,7 @@ from grader import branches
 from grader.execute import SandboxedExecute
 from grader.release import GRADER, RELEASE, REPO, SOLUTIONS, fill, nbgrader, solution_cells
 from grader.reports import OUTCOMES, summarise
-from grader.sandbox import Confinement, Limits, capabilities, kernel_uid
+from grader.sandbox import WORK, Confinement, Limits, capabilities, kernel_uid
 from grader.submissions import Submission, collect_zip, find_submissions
 from grader.verdicts import collect, hidden, is_probe, probe_cells, without_hidden
 from workshop.data import sha256sum
@@ -214,7 +214,10 @@ def _prepare(plan: Plan, submission: Submission, sockets: str) -> tuple[Result, 
 
 
 def _executor(plan: Plan, sockets: str, log: Path, limits: Limits | None = None, skip: range = range(0)):
-    return SandboxedExecute(Path(sockets), limits or plan.limits, log, environment=plan.environment,
+    # TensorBoard logs (workshop.log_dir): a folder of the kernel's own, never shared with another kernel
+    logs = f"{WORK}/logs" if plan.sandboxed else f"{sockets}/logs"
+    return SandboxedExecute(Path(sockets), limits or plan.limits, log,
+                            environment={**plan.environment, "WORKSHOP_LOG_DIR": logs},
                             uid=kernel_uid() if os.geteuid() == 0 else None, sandboxed=plan.sandboxed,
                             cgroup=plan.cgroup, skip=skip)
 
