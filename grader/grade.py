@@ -464,6 +464,7 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     plan = Plan(assignment, course, runs, limits, kernel_environment(profile, limits), confinement.sandboxed,
                 confinement.cgroup > 0)
     reference = _reference(plan, out / "reference")
+    at_reference = replace(plan, runs=reference.path.parent)  # the reference's run is kept in a folder of its own
     results: dict[str, Result] = {}
     todo, same = [], []  # to execute; the solution again, whose execution is the reference's
     solution = sha256sum(reference.path)
@@ -472,7 +473,7 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
             results[submission.student] = Result(submission.student, "", submission.origin, "refused",
                                                  detail=submission.refused, notes=submission.notes)
             continue
-        where = replace(plan, runs=reference.path.parent) if submission is reference else plan
+        where = at_reference if submission is reference else plan
         stop = "" if submission is reference else stop_after.get(submission.student, "")
         digest = sha256sum(submission.path)
         key = where.key(digest, stop, shared=bool(share and (stop or submission is reference)))
@@ -510,9 +511,9 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
             for future in as_completed(futures):
                 done, where = future.result(), futures[future]
                 if isinstance(done, tuple):  # a shared kernel's: the reference's run (or None), then its members'
-                    solution, done = done
-                    if solution is not None:
-                        keep(solution, replace(plan, runs=reference.path.parent))
+                    reference_run, done = done
+                    if reference_run is not None:
+                        keep(reference_run, at_reference)
                         bar.update()
                 for result in done if isinstance(done, list) else [done]:
                     keep(result, where)
