@@ -8,10 +8,15 @@ PYTHON ?= python3
 PORT ?= 8888
 ASSIGNMENT ?= 01-backprop
 # the labs: Jupyter reads lab/ (never ~/.jupyter); lab/common puts .venv/bin first on PATH for kernels and terminals
+# and names the course's exchange; each lab's own folder comes first, so its settings win
 JUPYTER_LAB := $(CURDIR)/$(VENV)/bin/jupyter lab --no-browser --allow-root --ip=127.0.0.1 --port=$(PORT) \
 	--ServerApp.port_retries=0
-LAB_CONFIG = JUPYTER_CONFIG_DIR=$(CURDIR)/lab/$(1) JUPYTER_CONFIG_PATH=$(CURDIR)/lab/common
+LAB_CONFIG = JUPYTER_CONFIG_DIR=$(CURDIR)/lab/$(1) JUPYTER_CONFIG_PATH=$(CURDIR)/lab/$(1):$(CURDIR)/lab/common
 COURSE = $(abspath $(or $(OUT),graded/$(ASSIGNMENT)))/course
+# nbgrader collect puts the exchange's submissions in COLLECTED/submitted/STUDENT/ASSIGNMENT/
+COLLECTED ?= collected/$(ASSIGNMENT)
+# nbgrader with the course's exchange (lab/common/nbgrader_config.py: WORKSHOP_COURSE_ID, WORKSHOP_EXCHANGE)
+NBGRADER := JUPYTER_CONFIG_PATH=$(CURDIR)/lab/common PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(CURDIR)/$(PY) -m nbgrader
 CELL_TIMEOUT ?= 600
 # options of grader.gpu_check for `make gpu-check`, e.g. GPU_ARGS="--budget 300 --only 02 06"
 GPU_ARGS ?=
@@ -24,11 +29,11 @@ NBVAL := WORKSHOP_PROFILE=quick $(SHARE) $(PY) -m pytest --nbval-lax --nbval-cel
 	-p no:cacheprovider -n $(JOBS) --dist loadscope
 KERAS_SOLUTIONS = $(shell grep -lE '(import|from) keras' solutions/*/*.ipynb)
 
-.PHONY: help setup lab instructor-lab test lint unit nbval nbval-torch release grade bench bench-grade gpu-check clean
+.PHONY: help setup lab instructor-lab test lint unit nbval nbval-torch release grade release-assignment collect return-feedback bench bench-grade gpu-check clean
 .DEFAULT_GOAL := help
 
 help:  ## this list (make TARGET runs one; every target sets up .venv first if it needs to)
-	@awk -F ':.*## ' '/^[a-z-]+:.*## /{printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z-]+:.*## /{printf "  make %-19s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(READY): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
@@ -68,11 +73,25 @@ nbval: $(READY) nbval-torch  ## every solution notebook in the quick profile; Ke
 nbval-torch: $(READY)  ## the Keras notebooks on the torch backend (TensorFlow is Keras' default)
 	$(if $(KERAS_SOLUTIONS),KERAS_BACKEND=torch $(NBVAL) $(KERAS_SOLUTIONS))
 
-release: $(READY)  ## regenerate notebooks/ from solutions/ with nbgrader
+release: $(READY)  ## regenerate notebooks/ from solutions/ with nbgrader, and docs/common-mistakes.md
 	$(PY) -m grader.release
+	$(PY) -m grader.mistakes
 
 grade: $(READY)  ## grade a class: make grade ASSIGNMENT=01-backprop SUBMISSIONS=folder-or-zip [OUT=dir] [ARGS=...]
 	$(PY) -m grader.grade $(ASSIGNMENT) $(SUBMISSIONS) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+release-assignment: $(READY)  ## put notebooks/ASSIGNMENT in the course's exchange for students to fetch
+	cd grader && $(NBGRADER) release_assignment $(ASSIGNMENT) --force
+
+collect: $(READY)  ## the exchange's submissions into COLLECTED/submitted (then make grade SUBMISSIONS=that)
+	mkdir -p $(COLLECTED)
+	cd grader && $(NBGRADER) collect $(ASSIGNMENT) --update --CourseDirectory.root=$(abspath $(COLLECTED))
+	@echo "Grade them: make grade ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=$(COLLECTED)/submitted"
+
+return-feedback: $(READY)  ## the feedback make grade wrote, into the exchange for students to fetch [OUT=dir]
+	@test -d $(COURSE)/feedback || { echo "make: no feedback in $(COURSE); grade first:" \
+		"make grade ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=$(COLLECTED)/submitted $(if $(OUT),OUT=$(OUT))" >&2; exit 2; }
+	cd $(COURSE) && $(NBGRADER) release_feedback $(ASSIGNMENT)
 
 bench: $(READY)  ## every solution notebook in the full profile, with seconds per notebook
 	WORKSHOP_PROFILE=full $(PY) -m pytest --nbval-lax --nbval-cell-timeout=3600 -p no:cacheprovider solutions

@@ -350,7 +350,6 @@ def write_course(course: Path, assignment: str, runs: Path) -> None:
     (course / "nbgrader_config.py").write_text(
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.root = {str(course)!r}\n"
-        f"c.CourseDirectory.course_id = {assignment!r}\n"
         "c.CourseDirectory.ignore = ['.ipynb_checkpoints', '__pycache__']\n"
         "c.HTMLExporter.sanitize_html = True  # feedback and formgrader: no live markup in outputs\n"
         "c.HTMLExporter.filters = {'markdown2html': 'grader.reports.safe_markdown2html'}  # nor in Markdown\n"
@@ -525,10 +524,13 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     if executed:
         decide(assignment, reference.path.parent / REFERENCE, [runs / s for s in executed])
     shutil.rmtree(course / "submitted", ignore_errors=True)
+    receipts = {s.student: s.receipt for s in found}
     for student in executed:
         target = course / "submitted" / student / assignment
         target.mkdir(parents=True)
         shutil.copyfile(runs / f"{student}.submitted.ipynb", target / f"{assignment}.ipynb")
+        for name, text in receipts.get(student, {}).items():  # autograde and feedback carry them along
+            (target / name).write_text(text)
     if executed:
         # nbgrader's warnings are about our own steps (test cells restored, checksums of cells whose hidden part
         # we removed, its database session): the summary says what concerns a submission

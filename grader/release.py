@@ -12,6 +12,7 @@ GRADER = Path(__file__).resolve().parent
 REPO = GRADER.parent
 SOLUTIONS = REPO / "solutions"
 RELEASE = REPO / "notebooks"
+COMMON = REPO / "lab" / "common"  # what both labs and every nbgrader command share: the course id, the exchange
 MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$\n?", re.MULTILINE)
 
 
@@ -23,10 +24,12 @@ def assignments() -> list[str]:
 def nbgrader(*args: str, cwd: Path = GRADER, log_level: str = "WARN", **environment: str) -> None:
     """Run an nbgrader command with extra environment variables; from grader/ it reads grader/nbgrader_config.py.
 
-    The environment's bin/ goes first on PATH: nbgrader runs its `alembic` from there.
+    The environment's bin/ goes first on PATH: nbgrader runs its `alembic` from there. lab/common goes first on
+    JUPYTER_CONFIG_PATH: it names the course and its exchange.
     """
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, **environment, "PATH": path}
+    config = os.pathsep.join(filter(None, [str(COMMON), os.environ.get("JUPYTER_CONFIG_PATH", "")]))
+    env = {**os.environ, **environment, "PATH": path, "JUPYTER_CONFIG_PATH": config}
     subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--log-level={log_level}"], cwd=cwd, env=env,
                    check=True)
 

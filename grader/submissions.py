@@ -1,5 +1,6 @@
-"""Find the submissions of a class: from a folder (NAME.ipynb, or NAME/ASSIGNMENT.ipynb) or an LMS zip download
-(entries named STUDENT_..._FILE.ipynb, as nbgrader's zip_collect expects them).
+"""Find the submissions of a class: from a folder (NAME.ipynb, NAME/ASSIGNMENT.ipynb, or nbgrader's collected
+NAME/ASSIGNMENT/ASSIGNMENT.ipynb) or an LMS zip download (entries named STUDENT_..._FILE.ipynb, as nbgrader's
+zip_collect expects them).
 
 Nothing is lost and nothing is trusted: every student id is made folder-safe; two submissions that come to the
 same id are both kept, the second under ID-2, and both say so; a symbolic link, an oversized archive member or an
@@ -30,6 +31,32 @@ class Submission:
     origin: str  # the file or archive entry as given
     notes: list[str] = field(default_factory=list)
     refused: str = ""
+    receipt: dict[str, str] = field(default_factory=dict)  # nbgrader's submission files: feedback is released by them
+
+
+# the files `nbgrader submit` puts beside the notebook; release_feedback needs both to name the student's feedback
+RECEIPT = {
+    "timestamp.txt": re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9:.]{8,15}( ?[A-Za-z]{1,5}|[+-][0-9:]{4,5})?"),
+    "submission_secret.txt": re.compile(r"[0-9a-f]{16,256}"),
+}
+
+
+def receipt(folder: Path) -> tuple[dict[str, str], list[str]]:
+    """The exchange's receipt files of a collected submission folder that look as nbgrader writes them, and notes
+    on the others (a student can write anything there: they are never executed, only copied beside the feedback)."""
+    found, notes = {}, []
+    for name, pattern in RECEIPT.items():
+        path = folder / name
+        if not path.exists():
+            continue
+        text = path.read_bytes()[:300].decode("ascii", "replace").strip() if path.is_file() and \
+            not path.is_symlink() else ""
+        if pattern.fullmatch(text):
+            found[name] = text
+        else:
+            notes.append(f"{name} is not as nbgrader writes it: ignored, so no feedback can be released to this "
+                         "student through the exchange")
+    return found, notes
 
 
 def student_id(name: str) -> str:
@@ -55,10 +82,21 @@ def _unique(found: list[Submission]) -> list[Submission]:
 
 
 def find_submissions(folder: Path, assignment: str) -> list[Submission]:
-    """The submissions in a folder: NAME.ipynb, or NAME/ with ASSIGNMENT.ipynb (else its only notebook)."""
+    """The submissions in a folder: NAME.ipynb, or NAME/ with ASSIGNMENT.ipynb (else its only notebook), or
+    NAME/ASSIGNMENT/ as `nbgrader collect` leaves them (the receipt files kept)."""
     found = []
     for path in sorted(folder.iterdir()):
-        if path.is_symlink():
+        collected = path / assignment
+        if path.is_dir() and not path.is_symlink() and collected.is_dir() and not collected.is_symlink():
+            submission = Submission(path.name, None, f"{path.name}/{assignment}/{assignment}.ipynb")
+            notebook = collected / f"{assignment}.ipynb"
+            if notebook.is_symlink() or not notebook.is_file():
+                submission.refused = f"no {assignment}.ipynb in the collected folder, or not a plain file: refused"
+            else:
+                submission.path = notebook
+                submission.receipt, submission.notes = receipt(collected)
+            found.append(submission)
+        elif path.is_symlink():
             found.append(Submission(path.stem if path.suffix == ".ipynb" else path.name, None, path.name,
                                     refused="a symbolic link, not a file: refused"))
         elif path.is_file() and path.suffix == ".ipynb":

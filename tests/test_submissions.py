@@ -47,6 +47,27 @@ def test_a_folder_keeps_clashing_ids_and_refuses_links(tmp_path):
         assert found[linked].path is None and "symbolic link" in found[linked].refused
 
 
+def test_a_collected_folder_keeps_the_exchange_receipt_only_as_nbgrader_writes_it(tmp_path):
+    secret, stamp = "0123456789abcdef" * 8, "2026-12-02 06:30:00.123456 UTC"
+    for student, files in {"ada": {"timestamp.txt": stamp, "submission_secret.txt": secret},
+                           "bo": {"timestamp.txt": "<script>", "submission_secret.txt": "../../etc/passwd"},
+                           "cy": {}}.items():
+        folder = tmp_path / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        (folder / f"{ASSIGNMENT}.ipynb").write_bytes(NOTEBOOK)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+    (tmp_path / "dee" / ASSIGNMENT).mkdir(parents=True)
+    (tmp_path / "dee" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").symlink_to(found_at := tmp_path / "ada" / ASSIGNMENT)
+    found = {s.student: s for s in find_submissions(tmp_path, ASSIGNMENT)}
+    assert sorted(found) == ["ada", "bo", "cy", "dee"]
+    assert found["ada"].receipt == {"timestamp.txt": stamp, "submission_secret.txt": secret} and not found["ada"].notes
+    assert found["ada"].path == found_at / f"{ASSIGNMENT}.ipynb"
+    assert found["bo"].receipt == {} and len(found["bo"].notes) == 2 and found["bo"].path is not None
+    assert found["cy"].receipt == {} and not found["cy"].notes
+    assert found["dee"].path is None and found["dee"].refused
+
+
 def _zip(entries: dict[str, bytes], links: tuple = ()) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
