@@ -48,9 +48,12 @@ def test_what_c_code_writes_on_stderr_is_caught_and_filtered(capfd, monkeypatch)
 
 
 @pytest.mark.parametrize("variables", [{}, {"TF_CPP_MIN_LOG_LEVEL": "0"}], ids=["default", "everything"])
-def test_importing_workshop_first_quiets_tensorflow(variables):
+@pytest.mark.parametrize("probe", ["", "importlib.util.find_spec('tensorflow'); "], ids=["import", "probe first"])
+def test_importing_workshop_first_quiets_tensorflow(variables, probe):
+    """Also where something only asks whether TensorFlow is there before importing it (Keras on torch does)."""
     environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | variables
-    code = "import workshop, tensorflow as tf; print(len(tf.config.list_physical_devices('CPU')))"
+    code = f"import importlib.util, workshop; {probe}import tensorflow as tf; " \
+           "print(len(tf.config.list_physical_devices('CPU')))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, check=True)
     assert run.stdout == "1\n"
     if variables:  # TF_CPP_MIN_LOG_LEVEL=0: TensorFlow's own choice, nothing hidden

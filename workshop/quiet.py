@@ -88,13 +88,15 @@ class QuietLoader(importlib.abc.Loader):
     """TensorFlow's own loader, run inside `filtered_stderr`; it also lists the devices there (where cuInit
     complains on a machine without a GPU). Anything else is asked of the original loader."""
 
-    def __init__(self, loader):
-        self.loader = loader
+    def __init__(self, loader, finder):
+        self.loader, self.finder = loader, finder
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        if self.finder in sys.meta_path:  # the one import that loads TensorFlow; later ones find it loaded
+            sys.meta_path.remove(self.finder)
         with filtered_stderr():
             self.loader.exec_module(module)
             try:
@@ -107,17 +109,20 @@ class QuietLoader(importlib.abc.Loader):
 
 
 class QuietTensorFlow(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` with the other finders and wraps its loader in QuietLoader, once."""
+    """Finds `tensorflow` with the other finders and wraps its loader in QuietLoader, until it is loaded: a probe
+    such as importlib.util.find_spec("tensorflow") (Keras makes one on the torch backend) loads nothing, so the
+    finder stays for the import that follows."""
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
             return None
-        sys.meta_path.remove(self)  # one import only; the other finders find the real package
         for finder in sys.meta_path:
+            if finder is self:
+                continue
             spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = QuietLoader(spec.loader)
+                    spec.loader = QuietLoader(spec.loader, self)
                 return spec
         return None
 
