@@ -19,10 +19,12 @@ A grading failure of the tool's own (the kernel did not start) is tried again, a
 """
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -439,7 +441,7 @@ def chains(tasks: list, count: int) -> list[list]:
 def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_count() or 1,
           limits: Limits | None = None, progress: bool = True, fresh: bool = False, profile: str = "quick",
           confinement: Confinement | None = None, stop_after: dict[str, str] | None = None,
-          feedback: bool = True, share: int = 0) -> list[Result]:
+          feedback: bool = True, share: int = 0, scheduler: str = "") -> list[Result]:
     """Grade every submission of `assignment`; results and reports go to `out`.
 
     Executions of an earlier run are reused where nothing they depend on changed (Plan.key), unless `fresh`.
@@ -447,12 +449,15 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     `stop_after` (student -> exercise, for the mutation gate, grader.mutants) runs those submissions only up to
     that exercise's tests; every probe still runs. With `share` > 0, those run as branches of that many shared
     kernels instead, each with its own exercise's probes only (grader.branches). `feedback` False writes no
-    feedback pages."""
+    feedback pages. `scheduler` (a Dask scheduler's address, or local:N) executes on that cluster's workers instead
+    of `workers` local processes, each kernel on one thread unless `limits` say otherwise (grader.cluster)."""
     stop_after = stop_after or {}
+    if scheduler and (stop_after or share):
+        raise ValueError("a cluster grades whole submissions: no stop_after, no shared kernels")
     workers = max(1, workers)
     limits = limits or Limits()
     if not limits.threads:
-        limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
+        limits = replace(limits, threads=1 if scheduler else max(1, (os.cpu_count() or 1) // workers))
     confinement = confinement or capabilities()
     out, submissions = out.resolve(), submissions.resolve()
     course, runs = out / "course", out / "runs"
@@ -501,7 +506,16 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
         if where is plan:
             results[result.student] = result
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            from grader import cluster  # Dask distributed, only when asked for
+
+            client = stack.enter_context(cluster.connect(scheduler))
+            slots = len(cluster.admit(client, plan))
+            print(f"Dask cluster: {slots} workers may grade; dashboard {client.dashboard_link}", flush=True)
+            pool = stack.enter_context(cluster.ClusterPool(client, course))
+        else:
+            slots, pool = workers, stack.enter_context(ProcessPoolExecutor(max_workers=workers))
         futures = {pool.submit(execute_branches, plan, reference, chain, in_driver if k == 0 else ""): plan
                    for k, chain in enumerate(dealt)}
         futures |= {pool.submit(execute_one, *task): task[0] for task in todo}
@@ -517,6 +531,8 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
                 for result in done if isinstance(done, list) else [done]:
                     keep(result, where)
                     bar.update()
+                failed = sum(r.outcome != "graded" for r in results.values())
+                bar.set_postfix_str(f"running {min(slots, bar.total - bar.n)}, failed {failed}")
     for submission, key in same:
         results[submission.student] = _same_as_reference(reference, submission, key, runs)
     executed = [s for s, r in results.items() if (runs / f"{s}.ipynb").exists() and r.outcome not in NOT_RUN
@@ -586,6 +602,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", type=int, default=Limits.memory_mb,
                         help="MB of memory per submission, files in memory included (default: %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="execute every submission again, even if done before")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", default="",
+                       help="execute on the workers of this Dask scheduler (tcp://HOST:8786); every worker needs "
+                            "this repository, its environment and bubblewrap (README: grading on a cluster)")
+    where.add_argument("--cluster", metavar="local:N", default="",
+                       help="execute on a Dask cluster of N worker processes started on this machine")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code WITHOUT a sandbox, with your rights (only where bubblewrap cannot "
                              "run; every report then says so)")
@@ -602,12 +624,16 @@ def main(argv: list[str] | None = None) -> int:
     print(confinement.summary(), flush=True)
     limits = Limits(cell_seconds=args.cell_timeout, wall_seconds=args.wall, memory_mb=args.memory)
     out = args.out or REPO / "graded" / args.assignment
+    if args.cluster and not re.fullmatch(r"local:[1-9][0-9]*", args.cluster):
+        parser.error(f"--cluster takes local:N, such as local:4, not {args.cluster!r}")
     results = grade(args.assignment, args.submissions, out, args.workers, limits, fresh=args.fresh,
-                    profile=args.profile, confinement=confinement)
+                    profile=args.profile, confinement=confinement, scheduler=args.scheduler or args.cluster)
     print(summarise(results, out, args.assignment, confinement.summary()))
     print(f"Gradebook, grades.csv, summary.html and feedback/ in {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from grader import grade as module  # what a cluster's workers unpickle must be grader.grade's, not __main__'s
+
+    sys.exit(module.main())
