@@ -96,7 +96,7 @@ return-feedback: $(READY)  ## the feedback make grade wrote, into the exchange f
 bench: $(READY)  ## every solution notebook in the full profile, with seconds per notebook
 	WORKSHOP_PROFILE=full $(PY) -m pytest --nbval-lax --nbval-cell-timeout=3600 -p no:cacheprovider solutions
 
-bench-grade: $(READY)  ## 40 submissions: plain serial nbgrader against the sandboxed parallel grader
+bench-grade: $(READY)  ## 40 submissions: plain serial nbgrader, the sandboxed parallel grader, the same on Dask
 	$(PY) -m grader.benchmark $(ASSIGNMENT) 40
 
 gpu-check:  ## on a CUDA machine's own Python (no .venv): the solutions within a budget, Keras on torch (docs/timings.md)

@@ -1,8 +1,10 @@
 """Grading speed: python -m grader.benchmark [ASSIGNMENT] [STUDENTS] (or `make bench-grade`).
 
 Builds a class of STUDENTS submissions (default 40; alternately the solution and the plausible wrong answers of
-grader/fixtures), then grades it twice: with plain nbgrader (autograde and generate_feedback, serial, no
-sandbox) and with grader.grade (sandboxed, one worker per core). Prints both times and the ratio.
+grader/fixtures, each made distinct by a comment, so that none shares the solution's run), then grades it three
+times: with plain nbgrader (autograde and generate_feedback, serial, no sandbox), with grader.grade (sandboxed, one
+worker per core) and with grader.grade on a local Dask cluster of one worker process per core (grader.cluster).
+Prints the times, the speed-up and the cluster's overhead per submission.
 """
 
 import os
@@ -24,7 +26,10 @@ def build(assignment: str, students: int, folder: Path) -> None:
     right = solution_cells(nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4))
     wrong = first_wrong(assignment)
     for k in range(students):
-        nbformat.write(fill(released, right if k % 2 == 0 else wrong), folder / f"student{k:03d}.ipynb")
+        answers = right if k % 2 == 0 else wrong
+        first = next(iter(answers))
+        answers = {**answers, first: f"{answers[first]}\n# student {k}\n"}  # bytes of its own, same verdicts
+        nbformat.write(fill(released, answers), folder / f"student{k:03d}.ipynb")
 
 
 def plain(assignment: str, folder: Path, course: Path) -> float:
@@ -49,14 +54,22 @@ def main(assignment: str = "01-backprop", students: int = 40) -> None:
     folder.mkdir()
     build(assignment, students, folder)
     serial = plain(assignment, folder, work / "plain")
+    cores = os.cpu_count() or 1
     start = time.perf_counter()
-    results = grade(assignment, folder, work / "tool", workers=os.cpu_count() or 1)
+    results = grade(assignment, folder, work / "tool", workers=cores)
     tool = time.perf_counter() - start
+    start = time.perf_counter()
+    on_cluster = grade(assignment, folder, work / "cluster", scheduler=f"local:{cores}")
+    cluster = time.perf_counter() - start
     graded = sum(r.outcome == "graded" for r in results)
-    print(f"{students} submissions of {assignment} on {os.cpu_count()} cores ({graded} graded by the tool):")
-    print(f"  plain nbgrader (serial, no sandbox): {serial:7.1f} s")
-    print(f"  grader.grade (sandboxed, parallel):  {tool:7.1f} s")
-    print(f"  speed-up: {serial / tool:.2f}x")
+    same = all((a.outcome, a.score) == (b.outcome, b.score) for a, b in zip(results, on_cluster, strict=True))
+    print(f"{students} submissions of {assignment} on {cores} cores ({graded} graded by the tool):")
+    print(f"  plain nbgrader (serial, no sandbox):         {serial:7.1f} s")
+    print(f"  grader.grade (sandboxed, parallel):          {tool:7.1f} s")
+    print(f"  grader.grade on a local Dask cluster:        {cluster:7.1f} s "
+          f"({'same' if same else 'DIFFERENT'} outcomes and scores)")
+    print(f"  speed-up: {serial / tool:.2f}x; the cluster's overhead: {(cluster - tool) / students:+.2f} s per "
+          "submission")
     shutil.rmtree(work, ignore_errors=True)
 
 
