@@ -11,8 +11,10 @@ that meets a ModuleNotFoundError while running is reported the same way. Writes 
 if a notebook that ran failed, else 0.
 
 Order: where a GPU changes most first, since a budget may cut off the tail. 02 (convolutions, Keras and PyTorch), 06
-(the deepest convolutional stacks; its full profile was never run on a CPU), 07 (convolutional and variational
-autoencoders, the face swap), 08 (the DCGAN; its full profile took 18 minutes on a shared CPU), 03 (Keras CNNs with
+(the deepest convolutional stacks; its full profile was never run on a CPU), 13 (attention and transformer blocks:
+its comparison of the transformer's throughput with the LSTM's is about parallel hardware), 07 (convolutional and
+variational autoencoders, the face swap), 15 (fine-tuning CNNs and a U-Net), 08 (the DCGAN; its full profile took
+18 minutes on a shared CPU), 14 (PGD: many forward and backward passes per image), 03 (Keras CNNs with
 batch norm and dropout), 05 (recurrent layers, which are sequential, so a GPU gains less), 11 (mixed precision and
 throughput against batch size mean most on a GPU), 12 (the reservoir and the flow surrogates are torch, the solver
 NumPy), 10 (small atom-wise MLPs and autograd forces), 04 (mostly logging; its TensorFlow-only sections skip), 01
@@ -44,8 +46,9 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 
 from grader.release import REPO, SOLUTIONS  # standard library and nbformat only: it imports on the GPU machine
 
-ORDER = ("02-cnn", "06-resnet", "07-autoencoders", "08-gans", "03-regularization", "05-rnn-lstm", "11-scaling",
-         "12-ai-simulation", "10-energy-nets", "04-tensorboard", "01-backprop", "09-xgboost")
+ORDER = ("02-cnn", "06-resnet", "13-attention-transformers", "07-autoencoders", "15-transfer-segmentation", "08-gans",
+         "14-adversarial", "03-regularization", "05-rnn-lstm", "11-scaling", "12-ai-simulation", "10-energy-nets",
+         "04-tensorboard", "01-backprop", "09-xgboost")
 # Seconds on the 2-core CI machine (docs/timings.md, "Notebooks: seconds per notebook"): quick (the torch backend
 # where measured, wall-clock where the table gives it), full (`make bench`, wall-clock); None: not measured, or
 # (12) no bound for a GPU, where the full profile runs bigger reservoirs and grids.
@@ -54,6 +57,8 @@ EXPECTED = {
     "04-tensorboard": (10.5, 29.3), "05-rnn-lstm": (14.3, 240.0), "06-resnet": (20.6, None),
     "07-autoencoders": (26.4, 141.0), "08-gans": (21.5, 1079.0), "09-xgboost": (21.5, 183.7),
     "10-energy-nets": (53.0, 177.0), "11-scaling": (13.4, 60.6), "12-ai-simulation": (25.0, None),
+    "13-attention-transformers": (28.7, 379.0), "14-adversarial": (34.8, 96.0),
+    "15-transfer-segmentation": (45.3, 259.0),
 }
 UNKNOWN = (60.0, None)  # a notebook missing from the table: a minute in the quick profile, never full by itself
 MIN_START = 5.0  # seconds: with less left a notebook is not started (its kernel alone takes a few)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from grader import mistakes
-from grader.release import REPO, RELEASE, SOLUTIONS, assignments
+from grader.release import RELEASE, REPO, SOLUTIONS, assignments
 
 GUIDE = REPO / "docs" / "instructor-guide.md"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
