@@ -1,7 +1,9 @@
 """Grade a class: python -m grader.grade ASSIGNMENT SUBMISSIONS [options] (or `make grade`); --help lists them.
 
-SUBMISSIONS is a folder (NAME.ipynb per student, or NAME/ASSIGNMENT.ipynb) or an LMS zip download (entries named
-STUDENT_..._ASSIGNMENT.ipynb); grader.submissions reads either, safely. nbgrader does the grading; this tool adds:
+SUBMISSIONS is a folder (NAME.ipynb per student, NAME/ASSIGNMENT.ipynb, or what `nbgrader collect` leaves) or an
+LMS zip download (entries named STUDENT_..._ASSIGNMENT.ipynb); grader.submissions reads either, safely. With
+--scheduler or --cluster the executions run on a Dask cluster's workers (grader.cluster).
+nbgrader does the grading; this tool adds:
 1. every submission checked (readable notebook, right assignment, test cells intact) and executed in parallel,
    each kernel in a bubblewrap sandbox with limits (grader.sandbox, grader.execute), in the quick profile unless
    told otherwise, with the test cells' visible part only, then the probes of the hidden checks (grader.verdicts);
@@ -588,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
                "\n\nResults go to OUT: grades.csv, summary.txt and summary.html, feedback/STUDENT.html, nbgrader's "
                "course\n(gradebook.db; formgrader reviews it) and runs/ (the executions, reused by the next run).")
     parser.add_argument("assignment", help="the assignment: a folder of solutions/, such as 01-backprop")
-    parser.add_argument("submissions", type=Path, help="a folder of notebooks (NAME.ipynb or NAME/ASSIGNMENT.ipynb), "
+    parser.add_argument("submissions", type=Path, help="a folder of notebooks (NAME.ipynb, NAME/ASSIGNMENT.ipynb, or "
+                        "NAME/ASSIGNMENT/ASSIGNMENT.ipynb as nbgrader collect leaves them), "
                         "or an LMS zip download (STUDENT_..._ASSIGNMENT.ipynb entries)")
     parser.add_argument("--out", type=Path, help="where results go (default: graded/ASSIGNMENT)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -612,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run student code WITHOUT a sandbox, with your rights (only where bubblewrap cannot "
                              "run; every report then says so)")
     args = parser.parse_args(argv)
+    if args.cluster and not re.fullmatch(r"local:[1-9][0-9]*", args.cluster):
+        parser.error(f"--cluster takes local:N, such as local:4, not {args.cluster!r}")
     if args.no_sandbox:
         confinement = Confinement.none(UNSANDBOXED)
     else:
@@ -624,8 +629,6 @@ def main(argv: list[str] | None = None) -> int:
     print(confinement.summary(), flush=True)
     limits = Limits(cell_seconds=args.cell_timeout, wall_seconds=args.wall, memory_mb=args.memory)
     out = args.out or REPO / "graded" / args.assignment
-    if args.cluster and not re.fullmatch(r"local:[1-9][0-9]*", args.cluster):
-        parser.error(f"--cluster takes local:N, such as local:4, not {args.cluster!r}")
     results = grade(args.assignment, args.submissions, out, args.workers, limits, fresh=args.fresh,
                     profile=args.profile, confinement=confinement, scheduler=args.scheduler or args.cluster)
     print(summarise(results, out, args.assignment, confinement.summary()))
