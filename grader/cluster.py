@@ -85,9 +85,10 @@ class Admission(WorkerPlugin):
 
     def __init__(self, expected: dict, assignment: str, sandboxed: bool, cgroup: bool):
         self.expected, self.assignment, self.sandboxed, self.cgroup = expected, assignment, sandboxed, cgroup
+        self.why = ""  # on the worker, once set up: why it refuses, or empty
 
     async def setup(self, worker):
-        why = refusal(self.expected, self.assignment, self.sandboxed, self.cgroup)
+        self.why = why = refusal(self.expected, self.assignment, self.sandboxed, self.cgroup)
         if why:
             worker.log_event("workshop-grading", {"refused": why})
             print(f"worker {worker.address} refuses to grade {self.assignment}: {why}", flush=True)
@@ -140,14 +141,11 @@ class ClusterPool:
         remote.add_done_callback(finish)
         return done
 
-    def shutdown(self, wait: bool = True, cancel_futures: bool = False):
-        pass
-
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.shutdown()
+        pass  # the client, closed by connect(), owns the work in flight
 
 
 def land(remote, plan, submission, digest: str, key: str):
@@ -188,17 +186,21 @@ def connect(address: str):
             yield client
 
 
+def _refusal_found(dask_worker) -> str:
+    """Run on a worker after Admission's set-up: why it refused, or empty."""
+    return dask_worker.plugins[Admission.name].why
+
+
 def admit(client, plan) -> list[str]:
-    """Check every worker against this machine's environment and the plan's sandbox; register Admission for those
-    that join later. Returns the addresses that may grade; raises with every worker's reason if none may."""
-    expected = fingerprint(plan.assignment)
-    reasons = client.run(refusal, expected, plan.assignment, plan.sandboxed, plan.cgroup)
+    """Register Admission, which checks every worker (and those that join later) against this machine's environment
+    and the plan's sandbox. Returns the addresses that may grade; raises with every worker's reason if none may."""
+    client.register_plugin(Admission(fingerprint(plan.assignment), plan.assignment, plan.sandboxed, plan.cgroup))
+    reasons = client.run(_refusal_found)
     for address, why in sorted(reasons.items()):
         if why:
             print(f"worker {address} refuses to grade: {why}", flush=True)
-    client.register_plugin(Admission(expected, plan.assignment, plan.sandboxed, plan.cgroup))
     admitted = [address for address, why in reasons.items() if not why]
     if not admitted:
         raise RuntimeError("no worker of the cluster may grade: "
-                           + " | ".join(f"{a}: {w}" for a, w in sorted(reasons.items())) or "no workers")
+                           + (" | ".join(f"{a}: {w}" for a, w in sorted(reasons.items())) or "no workers"))
     return admitted

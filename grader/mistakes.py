@@ -23,8 +23,8 @@ def exercises(assignment: str) -> list[dict]:
     found, heading = [], None
     for cell in notebook.cells:
         meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "markdown" and HEADING.search(cell.source):
-            heading = HEADING.search(cell.source)
+        if cell.cell_type == "markdown" and (found_heading := HEADING.search(cell.source)):
+            heading = found_heading
         elif meta.get("solution"):
             found.append({"grade_id": meta["grade_id"], "number": heading and int(heading["k"]),
                           "title": heading["title"] if heading else meta["grade_id"],

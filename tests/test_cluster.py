@@ -8,7 +8,6 @@ import csv
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from grader.mutants import answers, first_wrong
 from grader.release import RELEASE, REPO, SOLUTIONS, fill, solution_cells
 from grader.sandbox import capabilities
 from grader.submissions import Submission
+from tests.test_lab import free_port
 
 ASSIGNMENT = "01-backprop"
 FOUND = capabilities()
@@ -56,12 +56,6 @@ def write_class(folder: Path) -> None:
     shutil.copy(RELEASE / "02-cnn" / "02-cnn.ipynb", folder / "other-assignment.ipynb")
     (folder / "linked.ipynb").symlink_to(folder / "blank.ipynb")
     assert len(list(folder.iterdir())) == 20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(*command: str, repository: Path = REPO) -> subprocess.Popen:

@@ -83,20 +83,18 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def sha256sum(path: Path, digest=None) -> str:
-    digest = digest or hashlib.sha256()
+def sha256sum(path: Path) -> str:
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def checksum(path: Path, like: str) -> str:
     """The file's checksum in the form of `like`, a manifest's entry: "md5:HEX" where the publisher states only an
     MD5 (Keras' weights of keras.applications; it finds damaged files, not forged ones), else the sha256 in hex."""
-    if like.startswith("md5:"):
-        return "md5:" + sha256sum(path, hashlib.md5(usedforsecurity=False))
-    return sha256sum(path)
+    if not like.startswith("md5:"):
+        return sha256sum(path)
+    with open(path, "rb") as f:
+        return "md5:" + hashlib.file_digest(f, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def fetch(dataset: Dataset, directory: Path | None = None, timeout: float = 30) -> Path:

@@ -6,6 +6,6 @@ import os
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 c.CourseDirectory.course_id = os.environ.get("WORKSHOP_COURSE_ID", "deep-learning-workshop")
-# nbgrader's own default folder; create it once as root, world-writable with the sticky bit (mode 1777), on a
-# filesystem every student's server sees (make exchange)
+# nbgrader's own default folder, on a filesystem every student's server sees; `make release-assignment` creates it
+# (mode 777) where it may, else create it once as root
 c.Exchange.root = os.environ.get("WORKSHOP_EXCHANGE", "/usr/local/share/nbgrader/exchange")
