@@ -51,7 +51,7 @@ from traitlets import Unicode
 
 from grader import branches
 from grader.execute import SandboxedExecute
-from grader.release import GRADER, RELEASE, REPO, SOLUTIONS, fill, nbgrader, solution_cells
+from grader.release import COMMON, GRADER, RELEASE, REPO, SOLUTIONS, fill, nbgrader, solution_cells
 from grader.reports import OUTCOMES, summarise
 from grader.sandbox import WORK, Confinement, Limits, capabilities, kernel_uid
 from grader.submissions import Submission, collect_zip, find_submissions
@@ -65,6 +65,7 @@ FORWARDED = ("KERAS_BACKEND", "CUDA_VISIBLE_DEVICES", "WORKSHOP_DATA_DIR")  # of
 CODE = [*sorted((REPO / "workshop").glob("*.py")), GRADER / "execute.py", GRADER / "sandbox.py",
         GRADER / "verdicts.py", REPO / "requirements.txt"]
 REFERENCE = "solution"  # the name of the solution's run, in OUT/reference
+COURSES = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "workshop-grader" / "courses"
 UNSANDBOXED = "NO SANDBOX (--no-sandbox): student code ran with the grader's rights"
 
 
@@ -364,7 +365,35 @@ def write_course(course: Path, assignment: str, runs: Path) -> None:
         f"c.GenerateFeedback.preprocessors = {feedback!r}\n"
     )
     if not (course / "gradebook.db").exists():
+        _generate(course, assignment, runs)
+
+
+def _generate(course: Path, assignment: str, runs: Path) -> None:
+    """nbgrader generate_assignment in `course`: its gradebook and release folder, copied from COURSES where an
+    earlier grading generated them from the same inputs (the source notebook, the course's settings without its
+    paths, the shared configuration and its environment, nbgrader's version). Generating takes seconds of
+    nbgrader's start and alembic's, and every grading of an assignment would repeat it."""
+    import nbgrader as package
+
+    settings = (course / "nbgrader_config.py").read_text().replace(str(course), "COURSE").replace(str(runs), "RUNS")
+    key = hashlib.sha256()
+    for part in [(SOLUTIONS / assignment / f"{assignment}.ipynb").read_bytes(), settings.encode(),
+                 (COMMON / "nbgrader_config.py").read_bytes(), package.__version__.encode(),
+                 *(os.environ.get(name, "").encode() for name in ("WORKSHOP_COURSE_ID", "WORKSHOP_EXCHANGE"))]:
+        key.update(hashlib.sha256(part).digest())
+    cached = COURSES / f"{assignment}-{key.hexdigest()[:24]}"
+    if not (cached / "gradebook.db").exists():
         nbgrader("generate_assignment", assignment, "--force", cwd=course)
+        COURSES.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f"{assignment}-", dir=COURSES))
+        shutil.copytree(course / "release", building / "release")
+        shutil.copy2(course / "gradebook.db", building)
+        with contextlib.suppress(OSError):  # another grading kept the same meanwhile
+            os.rename(building, cached)
+        shutil.rmtree(building, ignore_errors=True)
+        return
+    shutil.copytree(cached / "release", course / "release", dirs_exist_ok=True)
+    shutil.copy2(cached / "gradebook.db", course / "gradebook.db")
 
 
 def scores(course: Path, assignment: str) -> dict[str, tuple[float, float, dict[str, float], dict[str, float]]]:

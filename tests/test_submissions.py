@@ -2,7 +2,8 @@
 spreadsheet-safe, clashing ids are both kept, links and oversized or unnamed archive members are refused with a
 reason, the assignment's own notebook wins, nested archives are opened one level deep within one size budget.
 And what an execution is cached under (grader.grade.Plan.key) changes with everything that changes its result,
-while a failure of the tool's own is tried again and never kept."""
+while a failure of the tool's own is tried again and never kept; a generated course is reused only for the
+same inputs."""
 
 import io
 import json
@@ -116,6 +117,26 @@ def test_the_cache_key_follows_everything_an_execution_depends_on(tmp_path):
                replace(plan, environment=kernel_environment("full", limits)),
                replace(plan, sandboxed=False), replace(plan, cgroup=False), replace(plan, assignment="02-cnn")]
     assert len({plan.key("a"), *(p.key("a") for p in changed)}) == 1 + len(changed)
+
+
+def test_a_generated_course_is_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
+    monkeypatch.setattr(grading, "COURSES", tmp_path / "cache")
+    generated = []
+    real = grading.nbgrader
+    monkeypatch.setattr(grading, "nbgrader", lambda *a, **k: (generated.append(a), real(*a, **k)))
+
+    def course(name: str) -> dict[str, bytes]:
+        grading.write_course(tmp_path / name / "course", ASSIGNMENT, tmp_path / name / "runs")
+        made = tmp_path / name / "course"
+        return {p.relative_to(made).as_posix(): p.read_bytes() for p in sorted(made.rglob("*"))
+                if p.is_file() and p.name != "nbgrader_config.py"}
+
+    first = course("first")
+    assert len(generated) == 1 and "gradebook.db" in first and f"release/{ASSIGNMENT}/{ASSIGNMENT}.ipynb" in first
+    assert course("second") == first and len(generated) == 1, "the same inputs: copied, not generated again"
+    monkeypatch.setenv("WORKSHOP_COURSE_ID", "another-course")
+    course("third")
+    assert len(generated) == 2, "another course id: generated again"
 
 
 def test_the_profile_comes_from_the_grader_not_its_shell(monkeypatch):
