@@ -12,8 +12,9 @@ solution and every probe (`whole`): the solution's own run, the reference of eve
 same kernel instead of one more kernel of its own.
 
 What a snapshot cannot hold is shared by the branches: objects that cannot be copied, and process-wide state
-(TensorFlow's and Keras' seeds and counters, imported modules). The gate runs each exercise's correct answers as
-branches too, so a branch that inherits a broken state shows up as a correct answer losing points.
+(TensorFlow's and Keras' seeds and counters, imported modules). Plots are shared too: no test reads them. The
+gate runs each exercise's first correct answer after its wrong ones, so a branch that inherits a broken state
+shows up as a correct answer losing points.
 """
 
 import copy
@@ -47,9 +48,23 @@ def _generators():
     return state
 
 
+def _plot(value):
+    """A matplotlib figure, axes or other artist, or an array of them: no test reads one, and copying a figure
+    takes seconds."""
+    matplotlib = sys.modules.get("matplotlib.artist")
+    if matplotlib is None:
+        return False
+    if type(value).__name__ == "ndarray" and value.dtype == object:
+        return value.size > 0 and all(isinstance(v, matplotlib.Artist) for v in value.flat)
+    return isinstance(value, matplotlib.Artist)
+
+
 def _copy(values):
     memo, copied = {}, {}
     for name, value in values.items():
+        if _plot(value):
+            copied[name] = value
+            continue
         try:
             copied[name] = copy.deepcopy(value, memo)
         except Exception:  # modules, open files, some framework objects: shared, not copied

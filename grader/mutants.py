@@ -10,11 +10,11 @@ per assignment:
 - `right-K` (K >= 2): the K-th correct alternative of every exercise in one notebook (the solution where an
   exercise has fewer), whole: full marks expected;
 - per exercise, each a copy of the solution with one answer cell replaced, run only up to that exercise's tests
-  and judged on that exercise alone, as branches of a shared kernel (grader.branches): `right-EXERCISE-1`, the
-  first correct alternative (full marks; this also proves that stopping after the tests costs nothing),
-  `wrong-EXERCISE-K` (must lose points), `again-EXERCISE`, the solution's answer after the wrong ones (full
-  marks: the branches did not leave a broken state behind), and `blank-EXERCISE`, the cell as students get it
-  (zero).
+  and judged on that exercise alone, as branches of a shared kernel (grader.branches), in this order:
+  `wrong-EXERCISE-K` (must lose points), `right-EXERCISE-1`, the first correct alternative (full marks: this also
+  proves that stopping after the tests costs nothing, and that the wrong answers before it in the same kernel left
+  no broken state behind), and `blank-EXERCISE`, the cell as students get it (zero). The solution's own answer
+  then runs after them all, in the shared kernel's run of the solution.
 Only scores are wanted, so no feedback pages are written (tests/test_class.py covers them). `make test` grades
 the first WRONG wrong and RIGHT correct answers of each exercise; --every grades them all (about a third more).
 """
@@ -37,7 +37,6 @@ from grader.release import GRADER, RELEASE, SOLUTIONS, assignments, fill, soluti
 FIXTURES = GRADER / "fixtures"
 SECTION = re.compile(r"^# %% (?P<grade_id>[\w-]+): (?P<why>.+)$", re.MULTILINE)
 WRONG, RIGHT = 3, 2  # the fewest answers of each kind per exercise
-AGAIN = "the solution's own answer, after the wrong ones in their shared kernel (it must still score full)"
 BLANK = "the cell as the student gets it (it must score zero)"
 KERNELS = 1  # shared kernels per gate: each runs the solution's cells again; tests/test_mutants.py runs 2 gates at once
 
@@ -124,7 +123,8 @@ def gate(assignment: str, only: str = "", every: bool = False, workdir: Path | N
     name = f"{assignment}.ipynb"
     released = nbformat.read(RELEASE / assignment / name, as_version=4)
     solution = solution_cells(nbformat.read(SOLUTIONS / assignment / name, as_version=4))
-    found = [a for a in answers(assignment, True) + answers(assignment, False) if not only or a.grade_id == only]
+    # wrong answers first: in the shared kernel, each exercise's first correct answer runs after them
+    found = [a for a in answers(assignment, False) + answers(assignment, True) if not only or a.grade_id == only]
     if not every:
         found = [a for a in found if a.k <= (RIGHT if a.correct else WRONG)]
     unknown = {a.grade_id for a in found} - set(solution)
@@ -132,8 +132,7 @@ def gate(assignment: str, only: str = "", every: bool = False, workdir: Path | N
         raise ValueError(f"{FIXTURES / assignment} names unknown exercises: {sorted(unknown)}")
     given = solution_cells(released)
     for exercise in dict.fromkeys(a.grade_id for a in found):
-        found += [Answer(exercise, AGAIN, solution[exercise], True, f"again-{exercise}", True, 0),
-                  Answer(exercise, BLANK, given[exercise], False, f"blank-{exercise}", True, 0)]
+        found.append(Answer(exercise, BLANK, given[exercise], False, f"blank-{exercise}", True, 0))
     submissions = {"solution": solution}
     for answer in found:
         base = submissions.setdefault(answer.student, dict(solution))

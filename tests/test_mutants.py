@@ -124,3 +124,23 @@ def test_branches_share_the_cells_before_their_answer_and_keep_their_own():
     tasks = [("a", "k", "forward"), ("b", "k", "adam"), ("c", "k", "forward"), ("d", "k", "train")]
     assert chains(tasks, 2) == [[tasks[0], tasks[2], tasks[3]], [tasks[1]]]
     assert chains(tasks[:1], 2) == [tasks[:1]]
+
+
+def test_a_snapshot_copies_values_and_shares_plots():
+    import types
+
+    import matplotlib.figure
+    import numpy as np
+
+    from grader import branches
+
+    side = types.ModuleType("side")
+    exec(compile(branches.KERNEL_SIDE, "side", "exec"), side.__dict__)
+    figure = matplotlib.figure.Figure()
+    axes = np.array(figure.subplots(1, 2), dtype=object)
+    namespace = {"data": np.zeros(3), "log": [1], "figure": figure, "axes": axes, "_": 1}
+    side.snapshot(namespace, "ex")
+    namespace["data"][0], namespace["log"][0] = 5, 2  # a branch changes values in place
+    side.restore(namespace, "ex")
+    assert namespace["data"][0] == 0 and namespace["log"] == [1], "each branch starts from the snapshot's values"
+    assert namespace["figure"] is figure and namespace["axes"] is axes, "plots are shared, not copied"
