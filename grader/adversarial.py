@@ -7,9 +7,11 @@ tests pass or show themselves (rewriting later cells, patching NumPy however a s
 faking outputs through the display hook, rebinding the helpers and bars the tests use, taking over the kernel's
 message handler, printing every cell's source); the hidden checks, decided outside the kernel, must give each
 exactly 0. An honest submission that uses gc, vars(), inspect, magics and extra cells must keep full marks.
-With `escapes`, the class also tries every way out of the sandbox and into the reports that a review found in
-the sandbox before bubblewrap: privileges, memory the old watchdog did not count, a full disk, other processes,
-the grader's environment, host sockets, markup in the feedback, formulas in the CSV, clashing ids, links.
+With `generic`, the class also holds what does not depend on the assignment's checks, so one class of a test run
+needs it: loops, bombs, exits, the network, files outside, an output flood, tampered test cells, broken files,
+and every way out of the sandbox and into the reports that a review found in the sandbox before bubblewrap:
+privileges, memory the old watchdog did not count, a full disk, other processes, the grader's environment, host
+sockets, markup in the feedback, formulas in the CSV, clashing ids, links.
 """
 
 import ast
@@ -137,11 +139,12 @@ def _with_code(answers: dict[str, str], grade_id: str, before: str = "", after: 
 
 
 def build_class(assignment: str, folder: Path, out: Path, other: str, server: str = "http://127.0.0.1:9",
-                escapes: bool = False, elsewhere: list[str] = (), host_socket: str = "/nonexistent") -> list[Expected]:
+                generic: bool = False, elsewhere: list[str] = (), host_socket: str = "/nonexistent") -> list[Expected]:
     """Write the class into `folder`; `out` is where it will be graded (the gradebook the cheats look for),
     `other` another assignment (for the wrong-notebook case), `server` a local URL the network cheat tries; with
-    `escapes`, the cheats against the sandbox and the reports too, `elsewhere` being files of the grader's machine
-    they try to read and `host_socket` a Unix socket of the host they try to reach."""
+    `generic`, the cheats that do not depend on the assignment's checks too (against the sandbox, its limits, the
+    test cells and the reports), `elsewhere` being files of the grader's machine they try to read and
+    `host_socket` a Unix socket of the host they try to reach."""
     folder.mkdir(parents=True, exist_ok=True)
     released = nbformat.read(RELEASE / assignment / f"{assignment}.ipynb", as_version=4)
     right = solution_cells(nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4))
@@ -156,44 +159,46 @@ def build_class(assignment: str, folder: Path, out: Path, other: str, server: st
     cheats = {
         "correct": ("the solution, honestly", "graded", True, right),
         "wrong-everywhere": ("a plausible wrong answer in every exercise", "graded", False, wrong),
-        "loop-inside": (f"{name}() loops forever", "timed out", False, _with_code(right, first, after=loop_inside)),
-        "loop-after": ("a correct definition, then a loop", "timed out", False,
-                       _with_code(right, first, after="\nwhile True:\n    pass\n")),
-        "ignores-interrupt": ("a loop that ignores SIGINT", "timed out", False, _with_code(right, first, after=(
-            "\nimport signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"))),
-        "fork-bomb": ("forks until it cannot", "resource limit", False, _with_code(
-            right, first, after="\nimport os\nwhile True:\n    os.fork()\n")),
-        "memory-bomb": ("allocates memory until stopped", "resource limit", False, _with_code(
-            right, first, after="\n_hog = []\nwhile True:\n    _hog.append(b'1' * (1 << 26))\n")),
-        "exits": ("os._exit() in the middle", "crashed", False,
-                  _with_code(right, first, after="\nimport os\nos._exit(0)\n")),
-        "network": ("fetches answers from a server", "graded", True, _with_code(right, first, after=(
-            "\nimport urllib.request\ntry:\n"
-            f"    print(urllib.request.urlopen('{server}/answers', timeout=5).read()[:20])\n"
-            "except OSError as error:\n    print('no network:', error)\n"))),
-        "reads-solutions": ("reads solutions/ and the gradebook instead of answering", "graded", False,
-                            {**wrong, first: f"{peek}\n{right[first]}"}),
-        "writes-outside": ("writes into the repository, HOME, /tmp and the other submissions", "graded", True,
-                           _with_code(right, first, after=(
-                               "\nimport os\n"
-                               f"for _path in ['{REPO}/PWNED', '{folder}/PWNED', '/tmp/PWNED', "
-                               "os.path.expanduser('~/../PWNED')]:\n"
-                               "    try:\n        open(_path, 'w').write('x')\n"
-                               "    except OSError as error:\n        print('cannot write', _path, error)\n"))),
         "always-equal": ("returns an object that equals everything", "graded", False, {**right, first: right[first] + (
             "\n\nclass _Anything:\n    def __eq__(self, other):\n        return True\n\n    __hash__ = None\n\n\n"
             f"def {name}(*args, **kwargs):\n    return _Anything()\n")}),
         "monkeypatch": ("wrong answers, and patches the test helpers", "graded", False, {**wrong, first: (
             wrong[first] + "\n\nimport numpy\nimport workshop.checks\nnumpy.testing.assert_allclose = print\n"
             "workshop.checks.check_close = print\ncheck_close = check_array = print\n")}),
-        "output-flood": ("prints without end", "resource limit", False, _with_code(
-            right, first, after="\nwhile True:\n    print('spam' * 25_000)\n")),
     }
     if assignment in PASSES_VISIBLE:
         grade_id = PASSES_VISIBLE[assignment]
         cheats["passes-visible"] = ("wrong, but passes the visible tests", "graded", False,
                                     {**right, grade_id: wrong[grade_id]})
-    if escapes:
+    if generic:
+        cheats |= {
+            "loop-inside": (f"{name}() loops forever", "timed out", False, _with_code(right, first, after=loop_inside)),
+            "loop-after": ("a correct definition, then a loop", "timed out", False,
+                           _with_code(right, first, after="\nwhile True:\n    pass\n")),
+            "ignores-interrupt": ("a loop that ignores SIGINT", "timed out", False, _with_code(right, first, after=(
+                "\nimport signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"))),
+            "fork-bomb": ("forks until it cannot", "resource limit", False, _with_code(
+                right, first, after="\nimport os\nwhile True:\n    os.fork()\n")),
+            "memory-bomb": ("allocates memory until stopped", "resource limit", False, _with_code(
+                right, first, after="\n_hog = []\nwhile True:\n    _hog.append(b'1' * (1 << 26))\n")),
+            "exits": ("os._exit() in the middle", "crashed", False,
+                      _with_code(right, first, after="\nimport os\nos._exit(0)\n")),
+            "network": ("fetches answers from a server", "graded", True, _with_code(right, first, after=(
+                "\nimport urllib.request\ntry:\n"
+                f"    print(urllib.request.urlopen('{server}/answers', timeout=5).read()[:20])\n"
+                "except OSError as error:\n    print('no network:', error)\n"))),
+            "reads-solutions": ("reads solutions/ and the gradebook instead of answering", "graded", False,
+                                {**wrong, first: f"{peek}\n{right[first]}"}),
+            "writes-outside": ("writes into the repository, HOME, /tmp and the other submissions", "graded", True,
+                               _with_code(right, first, after=(
+                                   "\nimport os\n"
+                                   f"for _path in ['{REPO}/PWNED', '{folder}/PWNED', '/tmp/PWNED', "
+                                   "os.path.expanduser('~/../PWNED')]:\n"
+                                   "    try:\n        open(_path, 'w').write('x')\n"
+                                   "    except OSError as error:\n        print('cannot write', _path, error)\n"))),
+            "output-flood": ("prints without end", "resource limit", False, _with_code(
+                right, first, after="\nwhile True:\n    print('spam' * 25_000)\n")),
+        }
         cheats |= _escapes(right, wrong, first, list(elsewhere), host_socket)
     cheats["introspects"] = ("correct, with gc.collect(), vars(), inspect, a magic and an extra cell", "graded", True,
                              _with_code(right, first, after=(
@@ -211,7 +216,7 @@ def build_class(assignment: str, folder: Path, out: Path, other: str, server: st
         notebook = nbformat.read(folder / f"{student}.ipynb", as_version=4)
         notebook.cells.append(nbformat.v4.new_code_cell(code))
         nbformat.write(notebook, folder / f"{student}.ipynb")
-    if escapes:
+    if generic:
         xss = nbformat.read(folder / "xss.ipynb", as_version=4)
         xss.cells.insert(1, nbformat.v4.new_markdown_cell(
             f'<img src=x onerror=alert("{MARKER}")> [a link](javascript:alert("{MARKER}"))'))
@@ -224,6 +229,8 @@ def build_class(assignment: str, folder: Path, out: Path, other: str, server: st
                      Expected("a_b", "'a b.ipynb': its id clashes with a_b.ipynb's", "graded", True),
                      Expected("a_b-2", "'a_b.ipynb', wrong answers: graded under an id of its own", "graded"),
                      Expected("linked", "a symbolic link to the solution", "refused")]
+    if not generic:
+        return expected
     tampered = {
         "deletes-test": ("a wrong answer, and its test cell deleted", lambda cells: [
             c for c in cells if c.metadata.get("nbgrader", {}).get("grade_id") != test_id]),
@@ -249,5 +256,5 @@ def build_class(assignment: str, folder: Path, out: Path, other: str, server: st
 
 
 if __name__ == "__main__":
-    for e in build_class(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), other="02-cnn"):
+    for e in build_class(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), other="02-cnn", generic=True):
         print(f"{e.student:<18} {e.outcome:<20} {e.what}")

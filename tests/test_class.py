@@ -1,6 +1,8 @@
 """The grading tool (grader.grade) against adversarial classes (grader.adversarial) of two notebooks, graded at
-once: 01-backprop (NumPy, with PyTorch and TensorFlow imported), which also tries every way out of the sandbox and
-into the reports, and 10-energy-nets (PyTorch).
+once: 01-backprop (NumPy, with PyTorch and TensorFlow imported), which also holds every cheat that does not depend
+on the assignment's checks (loops, bombs, tampered test cells, every way out of the sandbox and into the reports),
+and 10-energy-nets (PyTorch), which holds those that do (the forgers, wrong answers dressed up as right, honest
+work).
 
 Every submission ends in its named outcome, no cheat keeps full marks, every forger of verdicts scores exactly
 what its wrong answers score (0), honest work keeps full marks, nothing outside the
@@ -31,6 +33,7 @@ from grader.reports import summarise
 from grader.sandbox import Limits, capabilities
 
 CLASSES = ["01-backprop", "10-energy-nets"]
+SECOND = "what does not depend on the assignment's checks runs in the first class only"
 CELL_SECONDS = 40  # the longest cell of either takes under 8 s in CI; each of the three loops costs this much
 FOUND = capabilities()
 if FOUND.broken() or not FOUND.cgroup or os.geteuid() != 0:
@@ -87,11 +90,11 @@ def _set_up(assignment, tmp_path_factory) -> dict:
     other.parent.mkdir(parents=True)
     other.write_text("grades")
     unix, connections = listen(host / "host.sock")
-    escapes = assignment == CLASSES[0]
+    generic = assignment == CLASSES[0]
     expected = build_class(assignment, folder, out, other="02-cnn", server=f"http://127.0.0.1:{server.server_port}",
-                           escapes=escapes, elsewhere=[str(other), "/etc/shadow"], host_socket=str(host / "host.sock"))
+                           generic=generic, elsewhere=[str(other), "/etc/shadow"], host_socket=str(host / "host.sock"))
     return {"assignment": assignment, "expected": expected, "folder": folder, "out": out, "before": digest(folder),
-            "requests": requests, "connections": connections, "escapes": escapes, "server": server, "unix": unix}
+            "requests": requests, "connections": connections, "generic": generic, "server": server, "unix": unix}
 
 
 def _grade_in_a_process(queue, assignment, folder, out) -> None:
@@ -181,6 +184,8 @@ def test_hidden_tests_never_run_in_a_kernel(graded):
 
 
 def test_tampered_test_cells_are_restored_and_noted(graded):
+    if not graded["generic"]:
+        pytest.skip(SECOND)
     for student, word in [("deletes-test", "missing"), ("edits-test", "modified"), ("repoints-test", "re-pointed")]:
         notes = graded["results"][student].notes
         assert any(word in note and "restored" in note for note in notes), f"{student}: {notes}"
@@ -199,28 +204,28 @@ def test_the_grader_environment_never_reaches_a_kernel(graded):
     for path in graded["out"].rglob("*"):
         if path.is_file():
             assert b"s3cret-of-the-instructor" not in path.read_bytes(), f"the grader's secret is in {path}"
-    if graded["escapes"]:
+    if graded["generic"]:
         shown = executed_text(graded, "prints-environment")
         assert "('WORKSHOP_PROFILE', 'quick')" in shown and SECRET not in shown
 
 
 def test_the_sockets_folder_was_locked_before_student_code_ran(graded):
-    if not graded["escapes"]:
-        pytest.skip("the sandbox cheats run in the first class only")
+    if not graded["generic"]:
+        pytest.skip(SECOND)
     assert "SOCKETS 30" in executed_text(graded, "fills-sockets")  # EROFS
 
 
 def test_a_kernel_sees_only_its_own_processes(graded):
-    if not graded["escapes"]:
-        pytest.skip("the sandbox cheats run in the first class only")
+    if not graded["generic"]:
+        pytest.skip(SECOND)
     shown = executed_text(graded, "reads-proc")
     count = int(re.search(r"PROCESSES (\d+)", shown)[1])
     assert count <= 3 and "pytest" not in shown and "grader" not in shown, shown[:500]
 
 
 def test_reports_carry_no_live_markup_and_no_formula(graded):
-    if not graded["escapes"]:
-        pytest.skip("the sandbox cheats run in the first class only")
+    if not graded["generic"]:
+        pytest.skip(SECOND)
     assignment, course = graded["assignment"], graded["out"] / "course"
     from nbconvert import HTMLExporter
     from nbgrader.server_extensions.formgrader import handlers
@@ -247,8 +252,8 @@ def test_reports_carry_no_live_markup_and_no_formula(graded):
 
 
 def test_clashing_ids_and_links_lose_nothing(graded):
-    if not graded["escapes"]:
-        pytest.skip("the sandbox cheats run in the first class only")
+    if not graded["generic"]:
+        pytest.skip(SECOND)
     results = graded["results"]
     assert results["a_b"].origin == "a b.ipynb" and results["a_b-2"].origin == "a_b.ipynb"
     assert any("graded as a_b-2" in note for note in results["a_b"].notes)
