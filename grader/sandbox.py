@@ -21,6 +21,7 @@ memory that no process maps. `capabilities()` runs the real confinement once and
 """
 
 import argparse
+import contextlib
 import ctypes
 import json
 import os
@@ -202,8 +203,12 @@ class Cgroup:
         return sorted(found)
 
     def remove(self) -> None:
-        """Kill whatever is left in it, then remove it."""
-        deadline = time.monotonic() + 10
+        """Kill whatever is left in it, then remove it. No process may start in it meanwhile (pids.max 0): a fork
+        bomb would otherwise refill it as fast as its processes are killed, and on a loaded machine outlast the
+        deadline."""
+        with contextlib.suppress(OSError):
+            self._write("pids", "pids.max", "0")
+        deadline = time.monotonic() + 60
         for folder in self.paths():
             while Path(folder).exists():
                 for pid in self.pids():

@@ -1,7 +1,16 @@
 """The sandbox's cgroup on a unified (v2) hierarchy, which this CI machine does not have (its memory and pids
-controllers are v1, tried for real in test_sandbox.py): the files it writes and reads, on a stand-in folder."""
+controllers are v1, tried for real in test_sandbox.py): the files it writes and reads, on a stand-in folder. And,
+on v1 as root, a cgroup that a fork bomb keeps full is still removed."""
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from grader.sandbox import Cgroup, Limits
 
@@ -31,3 +40,23 @@ def test_where_no_cgroup_can_be_made_the_reason_is_raised(tmp_path, monkeypatch)
         assert error.filename and Path(error.filename).is_relative_to(tmp_path)
     else:
         raise AssertionError("a cgroup was made where none can be")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Cgroup.V1["pids"].exists(), reason="needs root and cgroup v1")
+def test_a_cgroup_with_a_fork_bomb_inside_is_removed():
+    group = Cgroup.create(f"bomb-{os.getpid()}", Limits(memory_mb=512, processes=64))
+    bomb = ("import os, sys\nfor folder in sys.argv[1:]:\n"
+            "    open(folder + '/cgroup.procs', 'w').write(str(os.getpid()))\n"
+            "while True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n")
+    process = subprocess.Popen([sys.executable, "-c", bomb, *group.paths()], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(group.pids()) < 32:  # the bomb has filled most of its cgroup
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        group.remove()
+        assert not any(Path(folder).exists() for folder in group.paths())
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
