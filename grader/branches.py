@@ -3,7 +3,8 @@
 A stopped submission (grade's `stop_after`) differs from the solution in one exercise's answer cell and runs only
 up to that exercise's tests. In a kernel of its own it would repeat everything before that cell. Here one kernel,
 the *driver*, runs the solution's cells once; at the answer cell of each exercise it keeps a snapshot of the
-namespace and of the random generators of Python, NumPy and PyTorch. Every submission of that exercise then
+namespace, of the random generators of Python, NumPy and PyTorch, and of the files in the working folder (logs a
+wrong answer wrote would otherwise meet the next branch). Every submission of that exercise then
 starts from a deep copy of that snapshot and runs its own answer, the cells up to the exercise's tests, and the
 exercise's probes. Its executed notebook is put together from the shared cells' outputs and its own, and graded
 like any other (verdicts outside the kernel, nbgrader). Only that exercise's probes run, so only its score means
@@ -12,7 +13,8 @@ solution and every probe (`whole`): the solution's own run, the reference of eve
 same kernel instead of one more kernel of its own.
 
 What a snapshot cannot hold is shared by the branches: objects that cannot be copied, and process-wide state
-(TensorFlow's and Keras' seeds and counters, imported modules). Plots are shared too: no test reads them. The
+(TensorFlow's and Keras' seeds and counters, imported modules, files outside the working folder and its hidden
+entries). Plots are shared too: no test reads them. The
 gate runs each exercise's first correct answer after its wrong ones, so a branch that inherits a broken state
 shows up as a correct answer losing points.
 """
@@ -27,9 +29,12 @@ from grader.verdicts import is_probe
 MODULE = "_workshop_branches"  # the kernel-side helpers live in a module of this name, not in the namespace
 KERNEL_SIDE = '''
 import copy
+import os
 import random
 import re
+import shutil
 import sys
+import tempfile
 
 IPYTHON = re.compile(r"In|Out|exit|quit|get_ipython|_+|_i+|_i?\\d+|_[iod]h|__\\w+__")
 snapshots = {}
@@ -72,11 +77,48 @@ def _copy(values):
     return copied
 
 
+FILES = tempfile.mkdtemp(prefix="workshop-branches-")  # outside the working folder
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def _files(here):
+    """The working folder's own entries; hidden ones (~/.ipython's open history, ~/.keras, caches) stay shared."""
+    return [name for name in os.listdir(here) if not name.startswith(".")]
+
+
+def _save_files(name):
+    for old in os.listdir(FILES):  # an earlier exercise's files: its branches are done
+        shutil.rmtree(os.path.join(FILES, old))
+    here, kept = os.getcwd(), os.path.join(FILES, name)
+    os.mkdir(kept)
+    for entry in _files(here):
+        source = os.path.join(here, entry)
+        if os.path.isdir(source) and not os.path.islink(source):
+            shutil.copytree(source, os.path.join(kept, entry), symlinks=True)
+        else:
+            shutil.copy2(source, kept, follow_symlinks=False)
+
+
+def _restore_files(name):
+    here, kept = os.getcwd(), os.path.join(FILES, name)
+    for entry in _files(here):
+        _remove(os.path.join(here, entry))
+    shutil.copytree(kept, here, symlinks=True, dirs_exist_ok=True)
+
+
 def snapshot(namespace, name):
     snapshots[name] = (_copy({k: v for k, v in namespace.items() if _kept(k)}), _generators())
+    _save_files(name)
 
 
 def restore(namespace, name):
+    _restore_files(name)
     values, state = snapshots[name]
     for key in [k for k in namespace if _kept(k)]:
         del namespace[key]

@@ -126,7 +126,7 @@ def test_branches_share_the_cells_before_their_answer_and_keep_their_own():
     assert chains(tasks[:1], 2) == [tasks[:1]]
 
 
-def test_a_snapshot_copies_values_and_shares_plots():
+def test_a_snapshot_copies_values_and_files_and_shares_plots(tmp_path, monkeypatch):
     import types
 
     import matplotlib.figure
@@ -134,13 +134,24 @@ def test_a_snapshot_copies_values_and_shares_plots():
 
     from grader import branches
 
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "run-0").write_text("kept")
+    (tmp_path / ".ipython").mkdir()
     side = types.ModuleType("side")
     exec(compile(branches.KERNEL_SIDE, "side", "exec"), side.__dict__)
     figure = matplotlib.figure.Figure()
     axes = np.array(figure.subplots(1, 2), dtype=object)
     namespace = {"data": np.zeros(3), "log": [1], "figure": figure, "axes": axes, "_": 1}
     side.snapshot(namespace, "ex")
-    namespace["data"][0], namespace["log"][0] = 5, 2  # a branch changes values in place
+    namespace["data"][0], namespace["log"][0] = 5, 2  # a branch changes values in place, and files
+    (tmp_path / "logs" / "run-0").write_text("changed")
+    (tmp_path / "logs" / "run-1").write_text("new")
+    (tmp_path / "stray").write_text("new")
+    (tmp_path / ".ipython" / "history").write_text("shared")
     side.restore(namespace, "ex")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == \
+        [".ipython", ".ipython/history", "logs", "logs/run-0"], "the working folder as it was, hidden entries aside"
+    assert (tmp_path / "logs" / "run-0").read_text() == "kept"
     assert namespace["data"][0] == 0 and namespace["log"] == [1], "each branch starts from the snapshot's values"
     assert namespace["figure"] is figure and namespace["axes"] is axes, "plots are shared, not copied"
