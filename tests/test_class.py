@@ -282,7 +282,7 @@ def test_a_second_run_executes_nothing_and_agrees(graded):
     runs = graded["out"] / "runs"
     records = [p for p in runs.glob("*.json") if not p.name.endswith((".probes.json", ".verdicts.json"))]
     stamps = {p.name: p.stat().st_mtime_ns for p in records}
-    again = grade(graded["assignment"], graded["folder"], graded["out"], workers=2,
+    again = grade(graded["assignment"], graded["folder"], graded["out"], workers=WORKERS[graded["assignment"]],
                   limits=Limits(cell_seconds=CELL_SECONDS), progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in records} == stamps, "a second run executed again"
     for r in again:
