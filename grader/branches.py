@@ -14,9 +14,8 @@ same kernel instead of one more kernel of its own.
 
 What a snapshot cannot hold is shared by the branches: objects that cannot be copied, and process-wide state
 (TensorFlow's and Keras' seeds and counters, imported modules, files outside the working folder and its hidden
-entries). Plots are shared too: no test reads them. The
-gate runs each exercise's first correct answer after its wrong ones, so a branch that inherits a broken state
-shows up as a correct answer losing points.
+entries). Plots are shared too: no test reads them. The gate runs each exercise's first correct answer after
+its wrong ones, so a branch that inherits a broken state shows up as a correct answer losing points.
 """
 
 import copy
@@ -56,12 +55,12 @@ def _generators():
 def _plot(value):
     """A matplotlib figure, axes or other artist, or an array of them: no test reads one, and copying a figure
     takes seconds."""
-    matplotlib = sys.modules.get("matplotlib.artist")
-    if matplotlib is None:
+    artist = sys.modules.get("matplotlib.artist")
+    if artist is None:
         return False
     if type(value).__name__ == "ndarray" and value.dtype == object:
-        return value.size > 0 and all(isinstance(v, matplotlib.Artist) for v in value.flat)
-    return isinstance(value, matplotlib.Artist)
+        return value.size > 0 and all(isinstance(v, artist.Artist) for v in value.flat)
+    return isinstance(value, artist.Artist)
 
 
 def _copy(values):
