@@ -63,7 +63,7 @@ instructor-lab: $(READY)  ## formgrader on the course make grade wrote: make ins
 		"make grade ASSIGNMENT=$(ASSIGNMENT) SUBMISSIONS=... $(if $(OUT),OUT=$(OUT))" >&2; exit 2; }
 	cd $(COURSE) && PYTHONPATH=$(CURDIR) $(call LAB_CONFIG,instructor) $(JUPYTER_LAB)
 
-test: lint unit nbval-torch  ## the whole suite, as CI runs it (unit runs every solution once, in the mutation gate)
+test: lint unit nbval-torch  ## the whole suite (unit runs every solution once, in the mutation gate); again only what changed, unless WORKSHOP_FRESH=1
 
 lint: $(READY)  ## ruff over the code and notebooks
 	$(PY) -m ruff check .

@@ -1,6 +1,9 @@
-"""Closing table of every pytest run: seconds spent per file (per notebook, when nbval runs them)."""
+"""Every pytest run here (tests/ and nbval over solutions/): what passed before with the same inputs is not run
+again (grader.reuse), and a closing table of seconds spent per file (per notebook, when nbval runs them)."""
 
 from collections import defaultdict
+
+pytest_plugins = ["grader.reuse"]
 
 
 def pytest_terminal_summary(terminalreporter):

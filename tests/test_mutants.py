@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import nbformat
 import pytest
 
+from grader import reuse
 from grader.mutants import RIGHT, WRONG, answers
 from grader.release import REPO, SOLUTIONS, assignments, solution_cells
 
@@ -17,8 +18,9 @@ AT_ONCE = 2  # gates in parallel: each leaves a core idle while its verdicts and
 
 
 @pytest.fixture(scope="session")
-def gates(tmp_path_factory):
-    """Every assignment's gate, AT_ONCE at a time, each in a process of its own (python -m grader.mutants)."""
+def gates(request, tmp_path_factory):
+    """The gate of every assignment still to run (grader.reuse), AT_ONCE at a time, each in a process of its own
+    (python -m grader.mutants)."""
     folder = tmp_path_factory.mktemp("gates")
 
     def run(assignment):
@@ -29,13 +31,15 @@ def gates(tmp_path_factory):
             raise RuntimeError(f"the gate of {assignment} did not finish:\n{done.stderr[-3000:]}")
         return pickle.loads(saved.read_bytes())
 
+    wanted = reuse.selected(request, "assignment")
     with ThreadPoolExecutor(AT_ONCE) as pool:
-        futures = {assignment: pool.submit(run, assignment) for assignment in assignments()}
+        futures = {assignment: pool.submit(run, assignment) for assignment in assignments() if assignment in wanted}
         yield futures
         for future in futures.values():
             future.cancel()
 
 
+@pytest.mark.reusable("solutions/{assignment}", "notebooks/{assignment}")
 @pytest.mark.parametrize("assignment", assignments())
 def test_every_answer_is_told_apart(gates, assignment, capsys):
     result = gates[assignment].result()

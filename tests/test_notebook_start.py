@@ -9,6 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from grader import reuse
 from grader.release import SOLUTIONS, assignments
 
 
@@ -25,9 +26,10 @@ def first_cells(name: str):
 
 
 @pytest.fixture(scope="module")
-def started(monkeypatch_module):
-    """Every notebook's first cells, two kernels at a time, quick profile, TensorFlow's defaults."""
-    names = assignments()
+def started(request, monkeypatch_module):
+    """The first cells of every notebook still to test (grader.reuse), two kernels at a time, quick profile,
+    TensorFlow's defaults."""
+    names = sorted(reuse.selected(request, "name"))
     with ThreadPoolExecutor(2) as pool:
         return dict(zip(names, pool.map(first_cells, names)))
 
@@ -45,11 +47,13 @@ def streams(cells, name):
     return "".join(o.text for c in cells for o in c.outputs if o.output_type == "stream" and o.name == name)
 
 
+@pytest.mark.reusable("solutions/{name}")
 @pytest.mark.parametrize("name", assignments())
 def test_the_first_cells_write_nothing_on_stderr(started, name):
     assert streams(started[name], "stderr") == ""
 
 
+@pytest.mark.reusable("solutions/{name}")
 @pytest.mark.parametrize("name", assignments())
 def test_the_first_lines_name_profile_device_backend_and_data(started, name):
     printed = streams(started[name], "stdout").splitlines()
