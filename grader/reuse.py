@@ -2,9 +2,10 @@
 
 A test marked `@pytest.mark.reusable("solutions/{assignment}", ...)` (the paths it reads besides the code every
 test reads; `{name}` takes the test's parameter of that name), and every notebook that nbval runs, is keyed on
-everything that can change its result: those files, the helper package, grader/, requirements.txt, the labs'
-shared configuration, the data manifest and what lies in data/cache, the test's own file, the installed packages,
-the Python, the cores, the sandbox found, and the variables that choose a backend, a profile, threads or data.
+everything that can change its result: those files, the helper package, grader/'s own files (its fixtures only
+where a test names them), requirements.txt, the labs' shared configuration, the data manifest and what lies in
+data/cache, the test's own file, the installed packages, the Python, the cores, the sandbox found, and the
+variables that choose a backend, a profile, threads or data.
 When a test (or every cell of a notebook) passes, its key is kept in ~/.cache/workshop-grader/passed; a later run
 with the same key deselects it and says so at the end. A test that failed or was skipped keeps nothing.
 WORKSHOP_FRESH=1 runs everything (.ci/run sets it: CI always runs the whole suite).
@@ -25,7 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PASSED = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "workshop-grader" / "passed"
-ALWAYS = ("workshop", "grader", "requirements.txt", "pyproject.toml", "conftest.py", "lab/common", "data/MANIFEST")
+ALWAYS = ("workshop", "grader/*", "requirements.txt", "pyproject.toml", "conftest.py", "lab/common", "data/MANIFEST")
 VARIABLES = ("WORKSHOP_", "KERAS_", "TF_", "CUDA_", "OMP_", "MKL_", "OPENBLAS_")  # prefixes of what can change a run
 KEY = "reuse-key"  # a report's user property: the key of its group (a test, or one notebook's cells)
 SIZE = "reuse-size"  # how many reports of the group must pass
@@ -50,11 +51,14 @@ def _tracked() -> list[str] | None:
 
 
 def _files(path: str) -> list[Path]:
-    """The files under `path` (relative to the repository, or outside it) that make up its content."""
-    tracked, where = _tracked(), os.path.relpath(REPO / path, REPO)
+    """The files under `path` (relative to the repository, or outside it; FOLDER/* is the folder's own files,
+    not its subfolders') that make up its content."""
+    tracked, where = _tracked(), os.path.relpath(REPO / path.removesuffix("/*"), REPO)
     if tracked is None or where.startswith(".."):
-        return _walk(REPO / path)
-    return [REPO / f for f in tracked if (f == where or f.startswith(where + "/")) and (REPO / f).is_file()]
+        found = _walk(REPO / where)
+    else:
+        found = [REPO / f for f in tracked if (f == where or f.startswith(where + "/")) and (REPO / f).is_file()]
+    return [f for f in found if not path.endswith("/*") or f.parent == REPO / where]
 
 
 @functools.cache

@@ -33,9 +33,9 @@ from grader.reports import summarise
 from grader.sandbox import Limits, capabilities
 
 CLASSES = ["01-backprop", "10-energy-nets"]
-# what the classes read besides the code (grader.reuse): their notebooks, and 02's for the wrong-notebook case
-pytestmark = pytest.mark.reusable(*(f"{kind}/{a}" for a in CLASSES for kind in ("solutions", "notebooks")),
-                                  "notebooks/02-cnn")
+# what the classes read besides the code (grader.reuse): their notebooks and fixtures, 02's for the wrong-notebook case
+READS = [f"{kind}/{a}" for a in CLASSES for kind in ("solutions", "notebooks", "grader/fixtures")]
+pytestmark = pytest.mark.reusable(*READS, "notebooks/02-cnn")
 WORKERS = {"01-backprop": 3, "10-energy-nets": 1}  # 42 submissions and 12: both gradings end at about the same time
 SECOND = "what does not depend on the assignment's checks runs in the first class only"
 CELL_SECONDS = 40  # the longest cell of either takes under 8 s in CI; each of the three loops costs this much

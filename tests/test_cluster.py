@@ -94,7 +94,8 @@ def grade(submissions: Path, out: Path, *options: str) -> subprocess.Popen:
 
 
 @needs_sandbox
-@pytest.mark.reusable(f"solutions/{ASSIGNMENT}", f"notebooks/{ASSIGNMENT}", "notebooks/02-cnn", "tests/test_lab.py")
+@pytest.mark.reusable(*(f"{kind}/{ASSIGNMENT}" for kind in ("solutions", "notebooks", "grader/fixtures")),
+                      "notebooks/02-cnn", "tests/test_lab.py")
 def test_a_cluster_grades_as_one_machine_does_and_loses_nothing_when_a_worker_dies(tmp_path):
     submissions = tmp_path / "class"
     write_class(submissions)

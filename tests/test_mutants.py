@@ -39,7 +39,7 @@ def gates(request, tmp_path_factory):
             future.cancel()
 
 
-@pytest.mark.reusable("solutions/{assignment}", "notebooks/{assignment}")
+@pytest.mark.reusable("solutions/{assignment}", "notebooks/{assignment}", "grader/fixtures/{assignment}")
 @pytest.mark.parametrize("assignment", assignments())
 def test_every_answer_is_told_apart(gates, assignment, capsys):
     result = gates[assignment].result()

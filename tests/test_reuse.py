@@ -69,3 +69,12 @@ def test_a_notebook_that_passed_under_xdist_is_not_run_again_and_the_run_still_s
     (folder / "nb.ipynb").write_text((folder / "nb.ipynb").read_text().replace("x = 1", "x = 2"))
     code, output = pytest_in(tmp_path, *arguments)
     assert code == 0 and "1 passed" in output, output
+
+
+def test_the_code_every_test_reads_leaves_out_the_fixtures_a_test_names_itself():
+    from grader import reuse
+    from grader.release import GRADER
+
+    own = reuse._files("grader/*")
+    assert GRADER / "reuse.py" in own and all(f.parent == GRADER for f in own)
+    assert GRADER / "fixtures" / "01-backprop" / "wrong.py" in reuse._files("grader/fixtures/01-backprop")
