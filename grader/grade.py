@@ -461,6 +461,15 @@ def decide(assignment: str, reference: Path, runs: list[Path]) -> None:
                        env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def _one_answer_apart(path: Path, exercise: str, answers: dict[str, str]) -> bool:
+    """Whether a submission's answer cells are the solution's `answers` but for `exercise`'s."""
+    try:
+        cells = solution_cells(nbformat.read(path, as_version=4))
+    except Exception:  # noqa: BLE001 - an unreadable notebook is no branch (its own run says what is wrong)
+        return False
+    return cells.keys() == answers.keys() and all(cells[k] == v for k, v in answers.items() if k != exercise)
+
+
 def chains(tasks: list, count: int) -> list[list]:
     """Stopped submissions (submission, key, exercise) dealt into at most `count` shared kernels, a whole exercise
     to each, in turn."""
@@ -478,8 +487,9 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     Executions of an earlier run are reused where nothing they depend on changed (Plan.key), unless `fresh`.
     `confinement` None probes the machine (capabilities()); Confinement.none() grades without a sandbox.
     `stop_after` (student -> exercise, for the mutation gate, grader.mutants) runs those submissions only up to
-    that exercise's tests; every probe still runs. With `share` > 0, those run as branches of that many shared
-    kernels instead, each with its own exercise's probes only (grader.branches). `feedback` False writes no
+    that exercise's tests; every probe still runs. With `share` > 0, those that differ from the solution in that
+    exercise's answer alone run as branches of that many shared kernels instead, each with its own exercise's
+    probes only (grader.branches). `feedback` False writes no
     feedback pages. `scheduler` (a Dask scheduler's address, or local:N) executes on that cluster's workers instead
     of `workers` local processes, each kernel on one thread unless `limits` say otherwise (grader.cluster)."""
     stop_after = stop_after or {}
@@ -521,8 +531,13 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
         else:
             todo.append((where, submission, key, stop))
     order = list(stop_after)
-    branched = sorted((task[1:] for task in todo if share and task[3]), key=lambda t: order.index(t[0].student))
-    todo = [task for task in todo if not (share and task[3])]
+    if share:  # a stopped submission can branch from the solution's run only if it differs in its exercise alone
+        answers = solution_cells(nbformat.read(reference.path, as_version=4))
+        branching = [task for task in todo if task[3] and _one_answer_apart(task[1].path, task[3], answers)]
+    else:
+        branching = []
+    branched = sorted((task[1:] for task in branching), key=lambda t: order.index(t[0].student))
+    todo = [task for task in todo if task not in branching]
     dealt = chains(branched, share)
     in_driver = next((task[2] for task in todo if task[1] is reference), "") if dealt else ""
     todo = [task for task in todo if not (in_driver and task[1] is reference)]

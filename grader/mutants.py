@@ -8,7 +8,8 @@ per assignment:
 - the solution, whole: full marks expected, and no error in any cell (the check nbval makes, on this same run),
   run by the shared kernel of the branches below after its last branch;
 - `right-K` (K >= 2): the K-th correct alternative of every exercise in one notebook (the solution where an
-  exercise has fewer), whole: full marks expected;
+  exercise has fewer), in a kernel of its own, up to the notebook's last tests (the demonstrations after them
+  score nothing), then every probe: full marks expected;
 - per exercise, each a copy of the solution with one answer cell replaced, run only up to that exercise's tests
   and judged on that exercise alone, as branches of a shared kernel (grader.branches), in this order:
   `wrong-EXERCISE-K` (must lose points), `right-EXERCISE-1`, the first correct alternative (full marks: this also
@@ -115,7 +116,7 @@ def gate(assignment: str, only: str = "", every: bool = False, workdir: Path | N
     """Grade the solution, the correct alternatives, the wrong and the blank answers of `assignment` (the first
     WRONG and RIGHT of each exercise, or with `every` all; with `only`, of that exercise alone) in one grading
     run."""
-    from grader.grade import grade
+    from grader.grade import after_tests, grade
     from grader.sandbox import Confinement, capabilities
 
     start = time.perf_counter()
@@ -143,9 +144,11 @@ def gate(assignment: str, only: str = "", every: bool = False, workdir: Path | N
     confinement = capabilities()
     if confinement.broken():
         confinement = Confinement.none("mutation gate without a sandbox")
+    # the correct alternatives together stop after the notebook's last tests too: what runs after them scores nothing
+    last = max(solution, key=lambda exercise: after_tests(released, exercise).start)
+    stop_after = {a.student: a.grade_id if a.alone else last for a in found}
     results = grade(assignment, work / "class", work / "out", workers=os.cpu_count() or 1, progress=False,
-                    confinement=confinement, stop_after={a.student: a.grade_id for a in found if a.alone},
-                    feedback=False, share=KERNELS)
+                    confinement=confinement, stop_after=stop_after, feedback=False, share=KERNELS)
     stopped = [f"{r.student}: {r.outcome} {r.detail}" for r in results if r.outcome != "graded"]
     if stopped:
         raise RuntimeError(f"{assignment}: not every submission ran through: {stopped}")

@@ -159,3 +159,19 @@ def test_a_snapshot_copies_values_and_files_and_shares_plots(tmp_path, monkeypat
     assert (tmp_path / "logs" / "run-0").read_text() == "kept"
     assert namespace["data"][0] == 0 and namespace["log"] == [1], "each branch starts from the snapshot's values"
     assert namespace["figure"] is figure and namespace["axes"] is axes, "plots are shared, not copied"
+
+
+def test_only_a_submission_one_answer_apart_from_the_solution_branches(tmp_path):
+    from grader.grade import _one_answer_apart
+    from grader.release import RELEASE, fill
+
+    released = nbformat.read(RELEASE / "01-backprop" / "01-backprop.ipynb", as_version=4)
+    solution = solution_cells(nbformat.read(SOLUTIONS / "01-backprop" / "01-backprop.ipynb", as_version=4))
+    one = tmp_path / "one.ipynb"
+    nbformat.write(fill(released, {**solution, "adam": "pass\n"}), one)
+    two = tmp_path / "two.ipynb"
+    nbformat.write(fill(released, {**solution, "adam": "pass\n", "forward": "pass\n"}), two)
+    (tmp_path / "garbled.ipynb").write_text("{ not json")
+    assert _one_answer_apart(one, "adam", solution) and not _one_answer_apart(one, "train", solution)
+    assert not _one_answer_apart(two, "adam", solution)
+    assert not _one_answer_apart(tmp_path / "garbled.ipynb", "adam", solution)
