@@ -1,8 +1,8 @@
 """Grading on Dask distributed with real processes (grader.cluster): a `dask scheduler` and two `dask worker`
 processes on 127.0.0.1 grade a class of 20 submissions of 01-backprop (8 executed, 12 without a kernel of their
-own) with the same outcomes and scores as local grading; one worker is killed during the run and nothing is lost
-or graded twice; a worker whose code differs from the coordinator's refuses work and says why; a coordinator
-started again executes only what is missing."""
+own) with the same outcomes and scores as local grading; one worker is killed during the run (a new one replaces
+it) and nothing is lost or graded twice; a worker whose code differs from the coordinator's refuses work and says
+why; a coordinator started again executes only what is missing."""
 
 import csv
 import os
@@ -120,7 +120,9 @@ def test_a_cluster_grades_as_one_machine_does_and_loses_nothing_when_a_worker_di
         runs = out / "runs"
         wait_for(lambda: runs.exists() and len(list(runs.glob("*.json"))) >= 2 or coordinator.poll() is not None,
                  600, "the first results from the cluster")
-        stop(workers[0])  # mid-run: its submission in progress goes to the other worker
+        stop(workers[0])  # mid-run: its submission in progress goes to another worker
+        # and a new one takes its place, as a cluster's manager would start one (the class keeps both cores busy)
+        processes.append(start("worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard"))
         assert coordinator.wait(timeout=900) == 0
         log = coordinator.stdout.read()
         assert "refuses to grade" in log and "workshop/plots.py" in log, log[-3000:]
