@@ -7,7 +7,8 @@ where a test names them), requirements.txt, the labs' shared configuration, the 
 data/cache, the test's own file, the installed packages, the Python, the cores, the sandbox found, and the
 variables that choose a backend, a profile, threads or data.
 When a test (or every cell of a notebook) passes, its key is kept in ~/.cache/workshop-grader/passed; a later run
-with the same key deselects it and says so at the end. A test that failed or was skipped keeps nothing.
+with the same key deselects it and says so at the end. A failure keeps nothing; a skip is kept (it would skip
+again: what it depends on is in the key).
 WORKSHOP_FRESH=1 runs everything (.ci/run sets it: CI always runs the whole suite).
 """
 
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 PASSED = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "workshop-grader" / "passed"
 ALWAYS = ("workshop", "grader/*", "requirements.txt", "pyproject.toml", "conftest.py", "lab/common", "data/MANIFEST")
 VARIABLES = ("WORKSHOP_", "KERAS_", "TF_", "CUDA_", "OMP_", "MKL_", "OPENBLAS_")  # prefixes of what can change a run
+UNKEYED = ("WORKSHOP_FRESH", "WORKSHOP_REQUIRE_SANDBOX", "WORKSHOP_REQUIRE_BROWSER")  # they change no result
 KEY = "reuse-key"  # a report's user property: the key of its group (a test, or one notebook's cells)
 SIZE = "reuse-size"  # how many reports of the group must pass
 
@@ -65,7 +67,7 @@ def _files(path: str) -> list[Path]:
 def _machine(sandbox: bool) -> str:
     """The Python, the packages, the cores, the variables and (for tests that grade) the sandbox, as one string."""
     packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
-    variables = sorted((k, v) for k, v in os.environ.items() if k.startswith(VARIABLES) and k != "WORKSHOP_FRESH")
+    variables = sorted((k, v) for k, v in os.environ.items() if k.startswith(VARIABLES) and k not in UNKEYED)
     found = ""
     if sandbox:
         from grader.sandbox import capabilities
@@ -132,17 +134,18 @@ class Reuse:
             return
         counts = self.outcomes[properties[KEY]]
         counts["size"] = properties[SIZE]
-        counts["bad"] += report.failed or report.skipped
-        counts["passed"] += report.passed and report.when == "call"
+        counts["bad"] += report.failed
+        counts["done"] += report.skipped or report.passed and report.when == "call"
 
     def pytest_sessionfinish(self, session):
-        """Keep the key of every group whose reports all passed (a test; every cell of a notebook)."""
+        """Keep the key of every group none of whose reports failed and each of whose members passed or was skipped
+        (under the same inputs, a skipped test is skipped again)."""
         if self.worker:
             session.config.workeroutput[KEY] = self.reused
             return
         PASSED.mkdir(parents=True, exist_ok=True)
         for group, counts in self.outcomes.items():
-            if not counts["bad"] and counts["passed"] == counts["size"]:
+            if not counts["bad"] and counts["done"] == counts["size"]:
                 (PASSED / group).touch()
         if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.reused:
             session.exitstatus = pytest.ExitCode.OK  # everything had passed before

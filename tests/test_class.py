@@ -26,6 +26,7 @@ import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
+from grader import reuse
 from grader.adversarial import MARKER, SECRET, build_class
 from grader.grade import grade
 from grader.release import REPO, SOLUTIONS
@@ -110,12 +111,13 @@ def _grade_in_a_process(queue, assignment, folder, out) -> None:
 
 
 @pytest.fixture(scope="module")
-def classes(tmp_path_factory):
-    """Both classes graded at once, as two instructors might on one machine, each by grader.grade in a process of
-    its own (forked before any grading, so that a grading's workers fork from a process without the servers'
-    threads). One class's fork bomb must not touch the other's kernels; and one grading's single-process steps
-    (verdicts, nbgrader) leave a core to the other."""
-    found = {assignment: _set_up(assignment, tmp_path_factory) for assignment in CLASSES}
+def classes(request, tmp_path_factory):
+    """Both classes (those still to test, grader.reuse) graded at once, as two instructors might on one machine,
+    each by grader.grade in a process of its own (forked before any grading, so that a grading's workers fork from
+    a process without the servers' threads). One class's fork bomb must not touch the other's kernels; and one
+    grading's single-process steps (verdicts, nbgrader) leave a core to the other."""
+    found = {assignment: _set_up(assignment, tmp_path_factory) for assignment in CLASSES
+             if assignment in reuse.selected(request, "graded")}
     repository = repository_state()
     saved = {k: os.environ.get(k) for k in (SECRET, "WORKSHOP_PROFILE")}
     os.environ |= {SECRET: "s3cret-of-the-instructor", "WORKSHOP_PROFILE": "full"}  # neither may reach a kernel

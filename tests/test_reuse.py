@@ -1,7 +1,8 @@
-"""grader.reuse: a test or notebook that passed is not run again while its inputs are the same; a change to them,
-a failure, or WORKSHOP_FRESH=1 runs it again; under xdist (nbval's two at a time) too."""
+"""grader.reuse: a test or notebook that passed (or skipped) is not run again while its inputs are the same; a change
+to them, a failure, or WORKSHOP_FRESH=1 runs it again; under xdist (nbval's two at a time) too."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -20,6 +21,10 @@ def test_reads_its_input():
 def test_fails():
     assert False
 
+@pytest.mark.reusable()
+def test_skips():
+    pytest.skip("the same inputs skip it again")
+
 def test_plain():
     pass
 '''
@@ -27,7 +32,7 @@ def test_plain():
 
 def pytest_in(folder, *args, **variables):
     environment = {k: v for k, v in os.environ.items() if k not in ("WORKSHOP_FRESH", "KERAS_BACKEND")}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.reuse", "-p", "no:cacheprovider", "-rA",
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "grader.reuse", "-p", "no:cacheprovider", "-v",
                            *args], cwd=folder, capture_output=True, text=True,
                           env={**environment, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(folder / "cache"),
                                **variables})
@@ -35,20 +40,20 @@ def pytest_in(folder, *args, **variables):
 
 
 def ran(output: str) -> set[str]:
-    return {line.split("::")[1].split()[0] for line in output.splitlines()
-            if line.startswith(("PASSED ", "FAILED ")) and "::" in line}
+    """The tests that ran, from pytest -v's lines."""
+    return set(re.findall(r"^\S+::(\w+) (?:PASSED|FAILED|SKIPPED)", output, re.MULTILINE))
 
 
 def test_a_passed_test_is_not_run_again_until_an_input_changes(tmp_path):
     (tmp_path / "input.txt").write_text("first")
     (tmp_path / "test_x.py").write_text(TESTS.format(folder=tmp_path))
     code, output = pytest_in(tmp_path, "test_x.py")
-    assert code == 1 and ran(output) == {"test_reads_its_input", "test_fails", "test_plain"}, output
-    code, output = pytest_in(tmp_path, "test_x.py")
+    assert code == 1 and ran(output) == {"test_reads_its_input", "test_fails", "test_skips", "test_plain"}, output
+    code, output = pytest_in(tmp_path, "test_x.py", WORKSHOP_REQUIRE_SANDBOX="1")  # it changes no result
     assert code == 1 and ran(output) == {"test_fails", "test_plain"}, output  # a failure is never kept
     assert "not run again" in output and "test_x.py::test_reads_its_input" in output
     assert ran(pytest_in(tmp_path, "test_x.py", WORKSHOP_FRESH="1")[1]) == {"test_reads_its_input", "test_fails",
-                                                                            "test_plain"}
+                                                                            "test_skips", "test_plain"}
     assert "test_reads_its_input" in ran(pytest_in(tmp_path, "test_x.py", KERAS_BACKEND="torch")[1])
     (tmp_path / "input.txt").write_text("second")
     assert "test_reads_its_input" in ran(pytest_in(tmp_path, "test_x.py")[1])
