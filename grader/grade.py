@@ -489,9 +489,9 @@ def grade(assignment: str, submissions: Path, out: Path, workers: int = os.cpu_c
     `stop_after` (student -> exercise, for the mutation gate, grader.mutants) runs those submissions only up to
     that exercise's tests; every probe still runs. With `share` > 0, those that differ from the solution in that
     exercise's answer alone run as branches of that many shared kernels instead, each with its own exercise's
-    probes only (grader.branches). `feedback` False writes no
-    feedback pages. `scheduler` (a Dask scheduler's address, or local:N) executes on that cluster's workers instead
-    of `workers` local processes, each kernel on one thread unless `limits` say otherwise (grader.cluster)."""
+    probes only (grader.branches). `feedback` False writes no feedback pages. `scheduler` (a Dask scheduler's
+    address, or local:N) executes on that cluster's workers instead of `workers` local processes, each kernel on
+    one thread unless `limits` say otherwise (grader.cluster)."""
     stop_after = stop_after or {}
     if scheduler and (stop_after or share):
         raise ValueError("a cluster grades whole submissions: no stop_after, no shared kernels")
