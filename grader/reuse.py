@@ -87,6 +87,11 @@ def key(nodeid: str, paths: list[str], sandbox: bool) -> str:
     return digest.hexdigest()
 
 
+def _params(item) -> dict:
+    """A test item's parameters (none for a test that is not parametrized, or an nbval cell)."""
+    return getattr(getattr(item, "callspec", None), "params", {})
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "reusable(*paths): not run again while these paths and the code are as "
                                        "when it last passed (grader.reuse)")
@@ -113,8 +118,7 @@ class Reuse:
                 continue
             mark = item.get_closest_marker("reusable")
             if mark:
-                params = getattr(getattr(item, "callspec", None), "params", {})
-                paths = [p.format(**params) for p in mark.args] + [os.path.relpath(path, REPO)]
+                paths = [p.format(**_params(item)) for p in mark.args] + [os.path.relpath(path, REPO)]
                 groups[key(item.nodeid, paths, sandbox=True)].append(item)
         reused = []
         for group, members in groups.items():
@@ -168,9 +172,5 @@ class Reuse:
 def selected(request, param: str) -> set:
     """For a session-wide fixture: the values of the parameter `param` among the tests still to run that use it
     (those that passed before with the same inputs are gone from the session)."""
-    found = set()
-    for item in request.session.items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if request.fixturename in item.fixturenames and param in params:
-            found.add(params[param])
-    return found
+    return {_params(item)[param] for item in request.session.items
+            if request.fixturename in item.fixturenames and param in _params(item)}
